@@ -1,0 +1,24 @@
+"""`make bench`: every budget, printed as a ratio against a baseline from the same run."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Each module has run() -> list[Budget]; later contexts add theirs here.
+MODULES = ["bench.api_overhead"]
+
+
+def main() -> int:
+    budgets = []
+    for name in MODULES:
+        print(f"{name} …", flush=True)
+        budgets += importlib.import_module(name).run()
+    print()
+    for budget in budgets:
+        print(budget.line())
+    return 0 if all(b.met for b in budgets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

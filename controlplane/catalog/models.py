@@ -1,0 +1,223 @@
+"""Organisations and what belongs to them: members, services, metric sources, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from controlplane.catalog.validators import validate_http_url
+
+TOKEN_PREFIX = "cpt_"
+# Writing last_used_at on every request would turn every read into a write.
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class Organization(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    MANAGER = "manager", "Manager (edits everything of the organisation)"
+    RESPONDER = "responder", "Responder (reads, acknowledges alerts)"
+    VIEWER = "viewer", "Viewer (reads)"
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} is {self.role} of {self.organization.slug}"
+
+
+class Service(models.Model):
+    class Tier(models.IntegerChoices):
+        CRITICAL = 1, "Tier 1 (customer facing, pages at night)"
+        IMPORTANT = 2, "Tier 2 (business hours)"
+        SUPPORTING = 3, "Tier 3 (best effort)"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="services"
+    )
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.IMPORTANT)
+    team = models.CharField("owning team", max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="service_slug_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MetricSource(models.Model):
+    class Kind(models.TextChoices):
+        PROMETHEUS = "prometheus", "Prometheus (or Thanos, Mimir: the same query API)"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="metric_sources"
+    )
+    name = models.SlugField(max_length=64, help_text="How rules and the API name this source.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PROMETHEUS)
+    url = models.CharField(
+        "base URL",
+        max_length=500,
+        validators=[validate_http_url],
+        help_text="e.g. http://prometheus:9090",
+    )
+    timeout = models.FloatField(
+        "timeout (seconds)",
+        default=10.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(120.0)],
+    )
+    auth_header = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Sent as the Authorization header, e.g. 'Bearer …'. Never shown again.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Health, written by the evaluator: a failing source makes its rules `unknown`.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="source_name_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def masked_auth_header(self) -> str:
+        if not self.auth_header:
+            return ""
+        scheme, _, credential = self.auth_header.partition(" ")
+        shown = scheme if credential else ""
+        return (
+            f"{shown} ****{self.auth_header[-4:]}".strip() if len(self.auth_header) > 8 else "****"
+        )
+
+    def clean(self) -> None:
+        if "\n" in self.auth_header or "\r" in self.auth_header:
+            raise ValidationError({"auth_header": "A header value cannot contain line breaks."})
+
+
+def token_digest(plaintext: str) -> str:
+    # Tokens carry 256 bits of randomness, so a fast hash is enough: there is nothing to
+    # brute-force, and a slow hash would cost every API request.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100, blank=True)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Shown to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["organization", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.scope})"
+
+    @classmethod
+    def issue(
+        cls,
+        organization: Organization,
+        scope: str,
+        name: str = "",
+        created_by: AbstractBaseUser | None = None,
+    ) -> tuple[ApiToken, str]:
+        """Create a token; the plaintext is returned once and never stored."""
+        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls(
+            organization=organization,
+            scope=scope,
+            name=name,
+            created_by=created_by,
+            prefix=plaintext[:12],
+            digest=token_digest(plaintext),
+        )
+        token.full_clean()
+        token.save()
+        return token, plaintext
+
+    @classmethod
+    def authenticate(cls, plaintext: str) -> ApiToken | None:
+        if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+            return None
+        token = (
+            cls.objects.select_related("organization")
+            .filter(digest=token_digest(plaintext), revoked_at__isnull=True)
+            .first()
+        )
+        if token is not None:
+            token.touch()
+        return token
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def can_write(self) -> bool:
+        return self.is_active and self.scope == self.Scope.WRITE
+
+    def touch(self) -> None:
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > TOKEN_TOUCH_INTERVAL:
+            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            ApiToken.objects.filter(pk=self.pk).update(revoked_at=self.revoked_at)

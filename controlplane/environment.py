@@ -1,0 +1,143 @@
+"""Reading settings from environment variables.
+
+Every reader raises ImproperlyConfigured naming the variable, so a malformed value
+stops the process at start with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def string(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def boolean(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of true/false/1/0/yes/no, got {raw!r}")
+
+
+def integer(name: str, default: int, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def string_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
+    raw = string(name, default)
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed}, got {raw!r}")
+    return raw
+
+
+def database(name: str, default_sqlite: Path) -> dict:
+    raw = string(name)
+    if not raw:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite)}
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60)
+    except (ValueError, KeyError) as error:
+        raise ImproperlyConfigured(f"{name} is not a database URL we understand: {error}") from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"{name} is not a database URL we understand: {raw!r}")
+    return config
+
+
+def broker(name: str, default: str) -> str:
+    raw = string(name, default)
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory"}:
+        raise ImproperlyConfigured(
+            f"{name} must be a redis://, amqp:// or filesystem:// URL, got {raw!r}"
+        )
+    return raw
+
+
+def trace_url_template(name: str) -> str:
+    raw = string(name)
+    if raw and "{trace_id}" not in raw:
+        raise ImproperlyConfigured(f"{name} must contain the placeholder {{trace_id}}, got {raw!r}")
+    if raw:
+        url(name, schemes=("http", "https"))
+    return raw
+
+
+def secret_key(name: str, debug: bool, generated_file: Path) -> str:
+    """The key from the environment; in DEBUG a generated one kept under var/."""
+    raw = string(name)
+    if raw:
+        if len(raw) < 32:
+            raise ImproperlyConfigured(f"{name} must be at least 32 characters long")
+        return raw
+    if not debug:
+        raise ImproperlyConfigured(f"{name} is required when DEBUG is off")
+    if generated_file.exists():
+        return generated_file.read_text().strip()
+    generated_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    generated_file.write_text(key)
+    generated_file.chmod(0o600)
+    return key
+
+
+def email(name: str) -> dict:
+    """EMAIL_URL: smtp://user:pass@host:port, smtp+tls://..., smtps://..., console:, locmem:."""
+    raw = string(name)
+    if not raw or raw.startswith("console"):
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if raw.startswith("locmem"):
+        return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtp+tls", "smtps"} or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name} must look like smtp://user:password@host:port (or smtp+tls://, smtps://, "
+            f"console:), got {parts.scheme}://…"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has an invalid port") from None
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port or (465 if parts.scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": parts.username or "",
+        "EMAIL_HOST_PASSWORD": parts.password or "",
+        "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
+        "EMAIL_USE_SSL": parts.scheme == "smtps",
+    }

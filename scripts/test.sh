@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the suite. DATABASE_URL=postgres://... runs it on PostgreSQL; unset, on SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE=controlplane.settings
+export DEBUG="${DEBUG:-false}"
+export SECRET_KEY="${SECRET_KEY:-test-only-secret-key-not-for-production-use-000}"
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-memory://}"
+export PYTHONDONTWRITEBYTECODE=1
+echo "database: ${DATABASE_URL:-SQLite under var/}  CI=${CI:-false}"
+.venv/bin/ruff check .
+exec .venv/bin/pytest "$@"

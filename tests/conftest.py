@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return Organization.objects.create(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return Organization.objects.create(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def member(db):
+    """make a user with a role in an organisation: member(org, "manager")."""
+
+    def make(organization: Organization, role: str = Role.VIEWER, username: str | None = None):
+        username = username or f"{role}-{organization.slug}"
+        user = get_user_model().objects.create_user(
+            username,
+            email=f"{username}@example.com",
+            password="correct horse battery",
+            is_staff=True,
+        )
+        Membership.objects.create(organization=organization, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def service(org) -> Service:
+    return Service.objects.create(
+        organization=org, slug="checkout", name="Checkout", team="payments"
+    )
+
+
+@pytest.fixture
+def api():
+    """api(token=None) -> an APIClient, authenticated with the token when given."""
+
+    def make(token: str | None = None) -> APIClient:
+        client = APIClient()
+        if token:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def read_token(org) -> str:
+    return ApiToken.issue(org, ApiToken.Scope.READ, "reader")[1]
+
+
+@pytest.fixture
+def write_token(org) -> str:
+    return ApiToken.issue(org, ApiToken.Scope.WRITE, "writer")[1]

@@ -1,0 +1,82 @@
+"""Malformed environment values stop the start with the variable's name."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from controlplane import environment as env
+
+
+def start(**variables) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DEBUG", "SECRET_KEY"}}
+    base.update({"SECRET_KEY": "x" * 40, **variables})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "notascheme://x"),
+        ("CELERY_BROKER_URL", "kafka://broker"),
+        ("DEBUG", "maybe"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("TRACE_URL_TEMPLATE", "https://grafana.example/explore"),
+        ("EMAIL_URL", "pop3://mail"),
+        ("API_PAGE_SIZE", "fifty"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_value_stops_the_start_naming_the_variable(name, value):
+    result = start(**{name: value})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr.splitlines()[-1]
+
+
+def test_secret_key_is_required_without_debug():
+    result = start(SECRET_KEY="", DEBUG="false")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_well_formed_environment_starts():
+    result = start(
+        DEBUG="false",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        TRACE_URL_TEMPLATE="https://grafana.example/explore?traceId={trace_id}",
+        EMAIL_URL="smtp+tls://user:pw@mail.example:587",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_email_url_is_parsed():
+    os.environ["EMAIL_URL_T"] = "smtps://alert%40example.com:s3cret@mail.example:465"
+    try:
+        config = env.email("EMAIL_URL_T")
+    finally:
+        del os.environ["EMAIL_URL_T"]
+    assert config["EMAIL_HOST"] == "mail.example"
+    assert config["EMAIL_PORT"] == 465
+    assert config["EMAIL_USE_SSL"] is True
+
+
+def test_generated_secret_key_is_kept_between_starts(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY_T", raising=False)
+    first = env.secret_key("SECRET_KEY_T", debug=True, generated_file=tmp_path / "key")
+    second = env.secret_key("SECRET_KEY_T", debug=True, generated_file=tmp_path / "key")
+
+    assert first == second
+    assert len(first) >= 50
+
+
+def test_short_secret_key_is_refused(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY_T", "short")
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY_T"):
+        env.secret_key("SECRET_KEY_T", debug=False, generated_file=None)
