@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "observability",
     "controlplane.catalog",
+    "controlplane.alerting",
     "controlplane.api",
     "runbooks",
 ]

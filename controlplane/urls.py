@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("controlplane.api.urls")),
+    path("runbooks/", include("runbooks.urls")),
+    path("alerts/", include("controlplane.alerting.urls")),
     path("", include("observability.urls")),
 ]
 

@@ -7,6 +7,7 @@ it, under one header, so the task's logs and spans line up with the request's.
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from typing import Any
 
@@ -35,6 +36,9 @@ def connect_signals() -> bool:
     )
     signals.task_postrun.connect(
         restore_context, weak=False, dispatch_uid="observability.restore_context"
+    )
+    signals.worker_process_shutdown.connect(
+        forget_dead_process, weak=False, dispatch_uid="observability.forget_dead_process"
     )
     return True
 
@@ -76,6 +80,16 @@ def restore_context(task_id: str | None = None, **_: Any) -> None:
     except ValueError:
         # Entered in another context (a pool that switched threads): start clean.
         context.clear()
+
+
+def forget_dead_process(pid: int | None = None, **_: Any) -> None:
+    """worker_process_shutdown: the prefork child's `live*` gauges leave with it,
+    as gunicorn workers' do through observability.gunicorn.child_exit.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 def _clean(name: str, value: object) -> str | None:

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.conf import settings
 
@@ -27,9 +28,80 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def _reconnect(app) -> None:
+    """Drop the app's cached broker pools and result backend, so a changed
+    broker_url or result_backend takes effect even after earlier tests used the app."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    kombu.pools.reset()  # kombu keeps producer pools per broker URL, process-wide
+    try:
+        del app._local.backend
+    except AttributeError:
+        pass
+
+
+class Workers:
+    """Real `celery worker` processes on Redis; the test process publishes to them."""
+
+    def __init__(self, broker: str, backend: str) -> None:
+        self.broker, self.backend = broker, backend
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, name: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": self.broker,
+            "CELERY_RESULT_BACKEND": self.backend,
+            "DATABASE_URL": _database_url(),
+            "PYTHONPATH": str(ROOT),
+        }
+        log_path = ROOT / "var" / f"test-worker-{name}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "controlplane",
+                    "worker",
+                    "--pool=solo",
+                    f"--hostname={name}@%h",
+                    "--loglevel=INFO",
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append((process, log_path))
+        deadline = time.monotonic() + 30
+        while b"ready." not in log_path.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"the Celery worker {name} did not start:\n" + log_path.read_text()[-3000:]
+                )
+            time.sleep(0.2)
+        return process
+
+    def logs(self) -> list[str]:
+        return [path.read_text() for _, path in self.processes]
+
+    def stop(self) -> None:
+        for process, _ in self.processes:
+            process.terminate()
+        for process, _ in self.processes:
+            process.wait(timeout=20)
+
+
 @pytest.fixture
-def celery_worker(transactional_db):
-    """A real `celery worker` process on Redis; the test process publishes to it."""
+def celery_workers(transactional_db, monkeypatch):
+    """Start workers with workers.start(name); the test's publisher uses the same Redis."""
     from controlplane.celery import app
 
     redis_base = services.require_redis().rsplit("/", 1)[0]
@@ -38,53 +110,28 @@ def celery_worker(transactional_db):
 
     for url in (broker, backend):
         redis.Redis.from_url(url).flushdb()
-
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": backend,
-        "DATABASE_URL": _database_url(),
-        "PYTHONPATH": str(ROOT),
-    }
-    log = open(ROOT / "var" / "test-worker.log", "w")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "controlplane",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    workers = Workers(broker, backend)
+    # Celery prefers these variables to app.conf, so they must change too.
+    monkeypatch.setenv("CELERY_BROKER_URL", broker)
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", backend)
     previous = {k: app.conf[k] for k in ("broker_url", "result_backend", "task_always_eager")}
     app.conf.update(broker_url=broker, result_backend=backend, task_always_eager=False)
+    _reconnect(app)
     old_backend = settings.CELERY_RESULT_BACKEND
     settings.CELERY_RESULT_BACKEND = backend
-    app.__dict__.pop("backend", None)
     try:
-        deadline = time.monotonic() + 30
-        while b"ready." not in (ROOT / "var" / "test-worker.log").read_bytes():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    "the Celery worker did not start:\n"
-                    + (ROOT / "var" / "test-worker.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
-        yield worker
+        yield workers
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
-        log.close()
+        workers.stop()
         app.conf.update(previous)
-        app.__dict__.pop("backend", None)
+        _reconnect(app)
         settings.CELERY_RESULT_BACKEND = old_backend
+
+
+@pytest.fixture
+def celery_worker(celery_workers):
+    return celery_workers.start("solo")
+
+
+from tests.integration.prometheus import prometheus_factory  # noqa: E402, F401
+from tests.observability.conftest import _span_exporter, spans  # noqa: E402, F401

@@ -79,3 +79,22 @@ def test_the_metrics_view_speaks_openmetrics_when_asked():
 
 def test_the_metrics_view_only_reads():
     assert Client().post("/metrics").status_code == 405
+
+
+@pytest.mark.parametrize("hook", ["gunicorn", "celery"])
+def test_a_dead_process_takes_its_live_gauges_along(hook, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from observability import celery, gunicorn
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("gauge_livesum_4242.db", "gauge_max_4242.db", "counter_4242.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    if hook == "gunicorn":
+        gunicorn.child_exit(server=None, worker=SimpleNamespace(pid=4242))
+    else:
+        celery.forget_dead_process(pid=4242, exitcode=0)
+
+    # Totals of a dead process still count; only its live-only gauges go.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_max_4242.db"]

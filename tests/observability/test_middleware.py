@@ -128,7 +128,7 @@ def test_a_missing_request_id_is_generated_fresh_each_time(client):
 def test_the_request_id_header_name_is_a_setting(client, observability_on):
     observability_on["REQUEST_ID_HEADER"] = "X-Correlation-Id"
 
-    response = Client().get("/ok/", HTTP_X_CORRELATION_ID="abc-123")
+    response = client.get("/ok/", HTTP_X_CORRELATION_ID="abc-123")
 
     assert response["X-Correlation-Id"] == "abc-123"
     assert "X-Request-Id" not in response

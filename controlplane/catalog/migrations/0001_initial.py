@@ -10,7 +10,6 @@ import controlplane.catalog.validators
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -19,84 +18,249 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Organization',
+            name="Organization",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('scope', models.CharField(choices=[('read', 'Read'), ('write', 'Read and write')], default='read', max_length=8)),
-                ('prefix', models.CharField(editable=False, help_text='Shown to recognise it.', max_length=16)),
-                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='catalog.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=100)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[("read", "Read"), ("write", "Read and write")],
+                        default="read",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "prefix",
+                    models.CharField(
+                        editable=False, help_text="Shown to recognise it.", max_length=16
+                    ),
+                ),
+                ("digest", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tokens",
+                        to="catalog.organization",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API token',
-                'ordering': ['organization', '-created_at'],
+                "verbose_name": "API token",
+                "ordering": ["organization", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='MetricSource',
+            name="MetricSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='How rules and the API name this source.', max_length=64)),
-                ('kind', models.CharField(choices=[('prometheus', 'Prometheus (or Thanos, Mimir: the same query API)')], default='prometheus', max_length=16)),
-                ('url', models.CharField(help_text='e.g. http://prometheus:9090', max_length=500, validators=[controlplane.catalog.validators.validate_http_url], verbose_name='base URL')),
-                ('timeout', models.FloatField(default=10.0, validators=[django.core.validators.MinValueValidator(0.1), django.core.validators.MaxValueValidator(120.0)], verbose_name='timeout (seconds)')),
-                ('auth_header', models.CharField(blank=True, help_text="Sent as the Authorization header, e.g. 'Bearer …'. Never shown again.", max_length=1000)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('failing_since', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_error', models.TextField(blank=True, editable=False)),
-                ('last_success_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='metric_sources', to='catalog.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.SlugField(
+                        help_text="How rules and the API name this source.", max_length=64
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("prometheus", "Prometheus (or Thanos, Mimir: the same query API)")
+                        ],
+                        default="prometheus",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "url",
+                    models.CharField(
+                        help_text="e.g. http://prometheus:9090",
+                        max_length=500,
+                        validators=[controlplane.catalog.validators.validate_http_url],
+                        verbose_name="base URL",
+                    ),
+                ),
+                (
+                    "timeout",
+                    models.FloatField(
+                        default=10.0,
+                        validators=[
+                            django.core.validators.MinValueValidator(0.1),
+                            django.core.validators.MaxValueValidator(120.0),
+                        ],
+                        verbose_name="timeout (seconds)",
+                    ),
+                ),
+                (
+                    "auth_header",
+                    models.CharField(
+                        blank=True,
+                        help_text="Sent as the Authorization header, e.g. 'Bearer …'. Never shown again.",
+                        max_length=1000,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("failing_since", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_error", models.TextField(blank=True, editable=False)),
+                ("last_success_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="metric_sources",
+                        to="catalog.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['organization', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'name'), name='source_name_per_org')],
+                "ordering": ["organization", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "name"), name="source_name_per_org"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('manager', 'Manager (edits everything of the organisation)'), ('responder', 'Responder (reads, acknowledges alerts)'), ('viewer', 'Viewer (reads)')], default='viewer', max_length=16)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='catalog.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("manager", "Manager (edits everything of the organisation)"),
+                            ("responder", "Responder (reads, acknowledges alerts)"),
+                            ("viewer", "Viewer (reads)"),
+                        ],
+                        default="viewer",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="catalog.organization",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organization', 'user'), name='one_membership_per_org')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "user"), name="one_membership_per_org"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Service',
+            name="Service",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64)),
-                ('name', models.CharField(max_length=200)),
-                ('tier', models.PositiveSmallIntegerField(choices=[(1, 'Tier 1 (customer facing, pages at night)'), (2, 'Tier 2 (business hours)'), (3, 'Tier 3 (best effort)')], default=2)),
-                ('team', models.CharField(blank=True, max_length=100, verbose_name='owning team')),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='services', to='catalog.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "tier",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "Tier 1 (customer facing, pages at night)"),
+                            (2, "Tier 2 (business hours)"),
+                            (3, "Tier 3 (best effort)"),
+                        ],
+                        default=2,
+                    ),
+                ),
+                ("team", models.CharField(blank=True, max_length=100, verbose_name="owning team")),
+                ("description", models.TextField(blank=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="services",
+                        to="catalog.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['organization', 'slug'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'slug'), name='service_slug_per_org')],
+                "ordering": ["organization", "slug"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "slug"), name="service_slug_per_org"
+                    )
+                ],
             },
         ),
     ]

@@ -4,7 +4,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from controlplane.catalog.models import Membership, Organization, Role, Service
+from controlplane.catalog.models import (
+    Membership,
+    MetricSource,
+    Organization,
+    Role,
+    Service,
+)
 
 DEMO_USERNAME = "demo-manager"
 
@@ -12,8 +18,15 @@ DEMO_USERNAME = "demo-manager"
 class Command(BaseCommand):
     help = "Create the demo organisation, its manager login (printed once) and a service."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--prometheus-url",
+            default="",
+            help="register this Prometheus as the demo organisation's metric source 'self'",
+        )
+
     @transaction.atomic
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args, prometheus_url: str = "", **options) -> None:
         organization, _ = Organization.objects.get_or_create(
             slug="demo", defaults={"name": "Demo organisation"}
         )
@@ -41,3 +54,13 @@ class Command(BaseCommand):
         Membership.objects.update_or_create(
             organization=organization, user=user, defaults={"role": Role.MANAGER}
         )
+        if prometheus_url:
+            source, created = MetricSource.objects.update_or_create(
+                organization=organization,
+                name="self",
+                defaults={"url": prometheus_url, "timeout": 5},
+            )
+            self.stdout.write(
+                f"Metric source 'self' -> {source.url}"
+                + (" (built-in rules api.5xx and api.latency read it)" if created else "")
+            )

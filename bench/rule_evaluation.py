@@ -1,0 +1,248 @@
+"""Rule evaluation throughput against a real Prometheus over backfilled data.
+
+1,000 and 10,000 enabled rules, each with its own PromQL, evaluated by two real
+Celery worker processes (Redis broker, PostgreSQL). The baseline is the same
+queries sent straight to Prometheus by two processes with no engine around them,
+measured in the same run; the ratio says how much of the time the engine adds.
+Also printed: the engine's own time per rule with the query time subtracted,
+from an in-process evaluation of 1,000 rules.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from bench.report import Budget
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARDS = 100
+SIZES = (1_000, 10_000)
+GOAL_SECONDS_FOR_10K = 15.0
+# One rule in a hundred breaches and opens an alert: a busy day, not a storm.
+BREACHING_EVERY = 100
+
+
+def _expr(i: int) -> str:
+    # Distinct text per rule, so no two rules share a query: the worst case.
+    return f'bench_value{{shard="{i % SHARDS}"}} * {1 + i // SHARDS}'
+
+
+def missing_services() -> list[str]:
+    from tests.services import port_open
+
+    missing = []
+    if not (shutil.which("prometheus") and shutil.which("promtool")):
+        missing.append("the Debian package prometheus")
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        missing.append("DATABASE_URL=postgres://… (two workers need PostgreSQL)")
+    if not port_open("127.0.0.1", 6379):
+        missing.append("Redis on 127.0.0.1:6379")
+    return missing
+
+
+def _bare_queries(url: str, exprs: list[str], at: float) -> None:
+    from controlplane.alerting.prometheus import PrometheusClient
+
+    client = PrometheusClient(url, timeout=10)
+    for expr in exprs:
+        client.query(expr, at=at)
+
+
+def bare_query_seconds(url: str, count: int, at: float) -> float:
+    exprs = [_expr(i) for i in range(count)]
+    halves = [exprs[0::2], exprs[1::2]]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.starmap(_bare_queries, [(url, half, at) for half in halves])
+    return time.perf_counter() - started
+
+
+def run() -> list[Budget]:
+    missing = missing_services()
+    if missing:
+        print(f"  skipped: needs {', '.join(missing)}")
+        return []
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tests.integration.prometheus import T0, PrometheusServer
+
+    # A database of its own, so a bench never fights a test run over test_<name>.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_controlplane"
+    creation = connection.creation
+    test_db = creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    call_command("migrate", verbosity=0)
+    budgets: list[Budget] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        series = {
+            f'bench_value{{shard="{s}"}}': [(T0.timestamp() + m * 60, 1.0) for m in range(0, 61)]
+            for s in range(SHARDS)
+        }
+        with PrometheusServer.with_data(Path(tmp), series) as prometheus:
+            at = T0 + timedelta(minutes=30)
+            try:
+                for size in SIZES:
+                    budgets += _measure(size, prometheus.url, at, test_db)
+                budgets.append(_engine_overhead(prometheus.url, at))
+            finally:
+                creation.destroy_test_db(test_db, verbosity=0)
+    return budgets
+
+
+def _seed(size: int, url: str):
+    from controlplane.alerting.models import Alert, AlertRule
+    from controlplane.catalog.models import MetricSource, Organization
+
+    Alert.objects.all().delete()
+    AlertRule.objects.all().delete()
+    MetricSource.objects.all().delete()
+    Organization.objects.all().delete()
+    org = Organization.objects.create(slug="bench", name="Bench")
+    source = MetricSource.objects.create(organization=org, name="prom", url=url)
+    AlertRule.objects.filter(organization=org).delete()  # the built-ins
+    AlertRule.objects.bulk_create(
+        AlertRule(
+            organization=org,
+            source=source,
+            key=f"bench.{i}",
+            name=f"bench {i}",
+            expr=_expr(i),
+            op=">",
+            threshold=0.5 if i % BREACHING_EVERY == 0 else 1e9,
+            verification="verified",
+        )
+        for i in range(size)
+    )
+    return list(AlertRule.objects.filter(organization=org).values_list("pk", flat=True))
+
+
+def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
+    from controlplane.alerting.models import AlertRule
+    from controlplane.alerting.tasks import batches, evaluate_rules
+    from controlplane.celery import app
+
+    ids = _seed(size, url)
+    broker = "redis://127.0.0.1:6379/13"
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    os.environ["CELERY_BROKER_URL"] = broker
+    app.conf.update(broker_url=broker, task_always_eager=False)
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": _database_url(test_db),
+    }
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "--pool=solo",
+                f"--hostname=bench{n}@%h",
+                "--loglevel=WARNING",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(2)
+    ]
+    try:
+        time.sleep(3)  # both workers connected before the clock starts
+        started = time.perf_counter()
+        for batch in batches(ids):
+            evaluate_rules.delay(batch, at=at.isoformat())
+        while AlertRule.objects.filter(last_evaluated_at__isnull=True).exists():
+            if time.perf_counter() - started > 300:
+                raise RuntimeError("evaluation did not finish within 300 s")
+            time.sleep(0.05)
+        engine = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait()
+    firing = AlertRule.objects.filter(state="firing").count()
+    assert firing == size // BREACHING_EVERY, f"{firing} of {size} rules fired"
+    bare = bare_query_seconds(url, size, at.timestamp())
+    print(
+        f"  {size:>6} rules: {engine:6.2f} s with the engine ({size / engine:,.0f} rules/s), "
+        f"{bare:6.2f} s as bare queries ({size / bare:,.0f} queries/s)"
+    )
+    budgets = [
+        Budget(
+            f"alerting.rules_per_second ({size:,} rules, 2 workers, engine / bare queries)",
+            measured=size / engine,
+            baseline=size / bare,
+            unit="rules/s",
+            goal=0.5,
+            note=f"{engine:.2f} s for {size:,} rules",
+        )
+    ]
+    if size == 10_000:
+        budgets.append(
+            Budget(
+                "alerting.10k_rules_within_15s (goal seconds / measured seconds)",
+                measured=GOAL_SECONDS_FOR_10K,
+                baseline=engine,
+                unit="s",
+                goal=1.0,
+                note=f"{engine:.2f} s measured",
+            )
+        )
+    return budgets
+
+
+def _engine_overhead(url: str, at) -> Budget:
+    from controlplane.alerting.evaluation import evaluate_claimed
+
+    ids = _seed(1_000, url)
+    started = time.perf_counter()
+    outcomes = evaluate_claimed(ids, at=at)
+    total = time.perf_counter() - started
+    query = sum(o.query_seconds for o in outcomes)
+    per_rule_ms = (total - query) / len(outcomes) * 1000
+    print(
+        f"  engine's own time per rule (1 process, query time subtracted): "
+        f"{per_rule_ms:.2f} ms; query time per rule {query / len(outcomes) * 1000:.2f} ms"
+    )
+    return Budget(
+        "alerting.engine_share_of_evaluation (query time / total time, 1 process)",
+        measured=query,
+        baseline=total,
+        unit="s",
+        goal=0.5,
+        note=f"engine {per_rule_ms:.2f} ms per rule",
+    )
+
+
+def _database_url(name: str) -> str:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return (
+        f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:"
+        f"{db.get('PORT') or 5432}/{name}"
+    )

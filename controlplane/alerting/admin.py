@@ -1,0 +1,339 @@
+"""Rules, alerts and silences in the admin, behind the organisation walls.
+
+Alerts change state only through `lifecycle`: the admin shows them read-only and
+offers acknowledge and resolve as actions, open to responders and managers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from controlplane.alerting import evaluation, fingerprints, lifecycle
+from controlplane.alerting.forms import AlertRuleForm, SilenceForm
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
+from controlplane.catalog import tenancy
+from controlplane.catalog.admin import OrganizationScopedAdmin
+from observability import context
+from runbooks.links import Link
+
+# The label that sets a test alert apart from the rule's real instances.
+TEST_LABELS = {"test": "true"}
+
+
+def test_fingerprint(rule: AlertRule) -> str:
+    return fingerprints.fingerprint(f"{rule.organization_id}/{rule.key}", TEST_LABELS)
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(OrganizationScopedAdmin):
+    form = AlertRuleForm
+    list_display = [
+        "key",
+        "name",
+        "organization",
+        "service",
+        "severity",
+        "state",
+        "last_value",
+        "enabled",
+        "verification",
+    ]
+    list_filter = [
+        ("service", admin.RelatedOnlyFieldListFilter),
+        "severity",
+        "state",
+        "enabled",
+        "builtin",
+    ]
+    search_fields = ["key", "name", "expr"]
+    list_select_related = ["organization", "service"]
+    actions = ["evaluate_now", "test_fire"]
+    readonly_fields = [
+        "builtin",
+        "verification",
+        "verification_note",
+        "state",
+        "last_value",
+        "last_error",
+        "last_evaluated_at",
+        "next_evaluation_at",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "organization",
+                    "key",
+                    "name",
+                    "service",
+                    "severity",
+                    "runbook",
+                    "enabled",
+                    "builtin",
+                ]
+            },
+        ),
+        (
+            "Condition",
+            {
+                "fields": [
+                    "source",
+                    "expr",
+                    "op",
+                    "threshold",
+                    "for_duration",
+                    "keep_firing_for",
+                    "interval",
+                    "verification",
+                    "verification_note",
+                ]
+            },
+        ),
+        ("Labels and annotations", {"fields": ["labels", "annotations"]}),
+        (
+            "Evaluation",
+            {
+                "fields": [
+                    "state",
+                    "last_value",
+                    "last_error",
+                    "last_evaluated_at",
+                    "next_evaluation_at",
+                ]
+            },
+        ),
+    ]
+
+    def _managed(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return tenancy.scope(queryset, tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES))
+
+    @admin.action(description="Evaluate the selected rules now", permissions=["change"])
+    def evaluate_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(self._managed(request, queryset).values_list("pk", flat=True))
+        outcomes = evaluation.evaluate_claimed(ids)
+        results = Counter(outcome.result for outcome in outcomes)
+        summary = ", ".join(f"{count} {result}" for result, count in sorted(results.items()))
+        opened = sum(outcome.opened for outcome in outcomes)
+        resolved = sum(outcome.resolved for outcome in outcomes)
+        skipped = len(ids) - len(outcomes)
+        message = (
+            f"Evaluated {len(outcomes)} rule(s){': ' + summary if summary else ''}; "
+            f"{opened} alert(s) opened, {resolved} resolved."
+        )
+        if skipped:
+            message += f" {skipped} skipped (disabled, or being evaluated by a worker)."
+        problems = results["source_error"] + results["bad_query"] + results["error"]
+        self.message_user(request, message, messages.WARNING if problems else messages.SUCCESS)
+
+    @admin.action(description="Test fire: open a test alert for each", permissions=["change"])
+    def test_fire(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = f"user:{request.user.pk}"
+        opened = already = 0
+        for rule in self._managed(request, queryset).select_related("service"):
+            labels = {**rule.labels, **TEST_LABELS}
+            value = rule.threshold if rule.threshold is not None else rule.last_value
+            _, created = lifecycle.open_alert(
+                rule,
+                test_fingerprint(rule),
+                labels,
+                value,
+                evaluation.render_annotations(rule, labels, value if value is not None else 0.0),
+                actor=actor,
+                is_test=True,
+            )
+            opened += created
+            already += not created
+        message = f"{opened} test alert(s) opened."
+        if already:
+            message += f" {already} rule(s) already had an open test alert."
+        self.message_user(request, message)
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    fields = ["at", "kind", "actor", "trace_id", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "timeline"
+
+    # The alert's own admin has already checked the organisation wall.
+    def has_view_permission(self, request, obj=None) -> bool:
+        return True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(OrganizationScopedAdmin):
+    list_display = [
+        "rule_key",
+        "organization",
+        "service",
+        "severity",
+        "state",
+        "value",
+        "started_at",
+        "silenced",
+        "is_test",
+    ]
+    list_filter = [
+        "state",
+        "severity",
+        ("service", admin.RelatedOnlyFieldListFilter),
+        "is_test",
+    ]
+    search_fields = ["rule_key", "labels"]
+    list_select_related = ["organization", "service"]
+    date_hierarchy = "started_at"
+    inlines = [AlertEventInline]
+    actions = ["acknowledge", "resolve"]
+    fields = [
+        "organization",
+        "rule",
+        "rule_key",
+        "service",
+        "state",
+        "severity",
+        "value",
+        "labels",
+        "annotations",
+        "started_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
+        "trace_id",
+        "span_id",
+        "actor",
+        "is_test",
+        "silenced_by",
+        "fingerprint",
+        "audit",
+    ]
+    readonly_fields = fields
+
+    @admin.display(boolean=True)
+    def silenced(self, alert: Alert) -> bool:
+        return alert.silenced_by_id is not None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_respond_permission(self, request: HttpRequest) -> bool:
+        allowed = tenancy.organization_ids(request.user, tenancy.RESPOND_ROLES)
+        return request.user.is_staff and (allowed is None or bool(allowed))
+
+    def _respondable(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return tenancy.scope(
+            queryset, tenancy.organization_ids(request.user, tenancy.RESPOND_ROLES)
+        )
+
+    @admin.action(description="Acknowledge the selected alerts", permissions=["respond"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet) -> None:
+        selected = queryset.count()
+        done = sum(
+            lifecycle.acknowledge(alert, request.user)
+            for alert in self._respondable(request, queryset)
+        )
+        self._report(request, "acknowledged", done, selected, "not firing")
+
+    @admin.action(description="Resolve the selected alerts", permissions=["respond"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        selected = queryset.count()
+        actor = f"user:{request.user.pk}"
+        done = sum(
+            lifecycle.resolve(alert, actor=actor, note="resolved by hand")
+            for alert in self._respondable(request, queryset)
+        )
+        self._report(request, "resolved", done, selected, "already resolved")
+
+    def _report(self, request, verb: str, done: int, selected: int, why_not: str) -> None:
+        message = f"{done} alert(s) {verb}."
+        if done < selected:
+            message += f" {selected - done} left as they were ({why_not}, or not yours to change)."
+        self.message_user(request, message, messages.SUCCESS if done else messages.WARNING)
+
+
+class SilenceStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("scheduled", "Scheduled"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.filter(starts_at__lte=now, ends_at__gt=now)
+        if self.value() == "scheduled":
+            return queryset.filter(starts_at__gt=now)
+        if self.value() == "expired":
+            return queryset.filter(ends_at__lte=now)
+        return queryset
+
+
+@admin.register(Silence)
+class SilenceAdmin(OrganizationScopedAdmin):
+    form = SilenceForm
+    list_display = [
+        "__str__",
+        "organization",
+        "comment",
+        "starts_at",
+        "ends_at",
+        "status",
+        "created_by",
+    ]
+    list_filter = [SilenceStatusFilter]
+    search_fields = ["comment"]
+    list_select_related = ["organization", "created_by"]
+    readonly_fields = ["created_by", "created_at"]
+
+    @admin.display(description="status")
+    def status(self, silence: Silence) -> str:
+        now = timezone.now()
+        if silence.starts_at > now:
+            return "scheduled"
+        return "active" if silence.ends_at > now else "expired"
+
+    def save_model(self, request, obj: Silence, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+def rules_citing(runbook) -> list[Link]:
+    """Rules that name the runbook, for its "linked from" list, within the reader's walls.
+
+    A shared runbook is cited by rules of many organisations: only those of the
+    reader's organisations are listed.
+    """
+    rules = AlertRule.objects.filter(runbook=runbook).order_by("key")
+    if runbook.organization_id is None:
+        rules = tenancy.scope(rules, _reader_organizations())
+    return [Link(f"Alert rule {rule.key}: {rule.name}", rule.get_absolute_url()) for rule in rules]
+
+
+def _reader_organizations() -> set[int] | None:
+    user_id = context.current().user_id
+    if not user_id or not user_id.isdigit():  # anonymous, or an API token
+        return set()
+    user = get_user_model().objects.filter(pk=user_id).first()
+    return tenancy.organization_ids(user) if user is not None else set()

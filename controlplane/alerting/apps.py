@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AlertingConfig(AppConfig):
+    name = "controlplane.alerting"
+    label = "alerting"
+    verbose_name = "Alerting: rules, alerts, silences"
+
+    def ready(self) -> None:
+        from controlplane.alerting import internal_signals, receivers  # noqa: F401
+        from controlplane.alerting.admin import rules_citing
+        from runbooks import links
+
+        links.register(rules_citing)

@@ -1,0 +1,184 @@
+"""Opening, acknowledging and resolving alerts: the only ways an alert changes state.
+
+Each function writes the alert and its timeline in one transaction and sends its
+signal (controlplane.alerting.signals) once that transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from controlplane.alerting import signals
+from controlplane.alerting.models import SYSTEM_ACTOR, Alert, AlertEvent, AlertRule, Silence
+from controlplane.alerting.silences import covers, parse_matchers, subject
+from observability import context, tracing
+
+
+def _send_after_commit(signal, alert: Alert, actor: str) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Alert, alert=alert, actor=actor))
+
+
+def audit_tags(rule: AlertRule, actor: str) -> dict[str, str | None]:
+    ids = context.current()
+    return {
+        "organization": str(rule.organization_id),
+        "service": rule.service.slug if rule.service_id else None,
+        "rule": rule.key,
+        "actor": actor,
+        "request_id": ids.request_id,
+        "user_id": ids.user_id,
+    }
+
+
+def active_silence(rule: AlertRule, labels: Mapping[str, str], at=None) -> Silence | None:
+    at = at or timezone.now()
+    alert_subject = subject(rule.key, rule.service.slug if rule.service_id else None, labels)
+    for silence in Silence.objects.filter(
+        organization_id=rule.organization_id, starts_at__lte=at, ends_at__gt=at
+    ):
+        if covers(parse_matchers(silence.matchers), alert_subject):
+            return silence
+    return None
+
+
+def open_alert(
+    rule: AlertRule,
+    fingerprint: str,
+    labels: Mapping[str, str],
+    value: float | None,
+    annotations: Mapping[str, str],
+    started_at=None,
+    actor: str = SYSTEM_ACTOR,
+    is_test: bool = False,
+) -> tuple[Alert, bool]:
+    """Open the alert for this rule and label set, or return the one already open.
+
+    Returns (alert, created). The database refuses a second open alert for the same
+    fingerprint, so two workers racing here end with one alert.
+    """
+    existing = (
+        Alert.objects.filter(organization_id=rule.organization_id, fingerprint=fingerprint)
+        .exclude(state=Alert.State.RESOLVED)
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    silence = active_silence(rule, labels)
+    alert = Alert(
+        organization_id=rule.organization_id,
+        rule=rule,
+        rule_key=rule.key,
+        service_id=rule.service_id,
+        fingerprint=fingerprint,
+        severity=rule.severity,
+        value=value,
+        labels=dict(labels),
+        annotations=dict(annotations),
+        started_at=started_at or timezone.now(),
+        trace_id=tracing.current_trace_id() or "",
+        span_id=tracing.current_span_id() or "",
+        audit=audit_tags(rule, actor),
+        actor=actor,
+        is_test=is_test,
+        silenced_by=silence,
+    )
+    try:
+        with transaction.atomic():
+            alert.save()
+            AlertEvent.objects.create(
+                alert=alert,
+                kind=AlertEvent.Kind.OPENED,
+                actor=actor,
+                trace_id=alert.trace_id,
+                note="test alert" if is_test else "",
+            )
+            if silence is not None:
+                AlertEvent.objects.create(
+                    alert=alert,
+                    kind=AlertEvent.Kind.SILENCED,
+                    actor=actor,
+                    trace_id=alert.trace_id,
+                    note=f"silence {silence.pk}: {silence.comment}",
+                )
+    except IntegrityError:
+        winner = (
+            Alert.objects.filter(organization_id=rule.organization_id, fingerprint=fingerprint)
+            .exclude(state=Alert.State.RESOLVED)
+            .first()
+        )
+        if winner is None:
+            raise
+        return winner, False
+    _send_after_commit(signals.alert_opened, alert, actor)
+    return alert, True
+
+
+@transaction.atomic
+def acknowledge(alert: Alert, user, note: str = "") -> bool:
+    """Acknowledge a firing alert; False when it was not firing (nothing changes)."""
+    actor = f"user:{user.pk}"
+    changed = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).update(
+        state=Alert.State.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
+    )
+    if not changed:
+        return False
+    alert.refresh_from_db()
+    AlertEvent.objects.create(
+        alert=alert,
+        kind=AlertEvent.Kind.ACKNOWLEDGED,
+        actor=actor,
+        trace_id=tracing.current_trace_id() or "",
+        note=note,
+    )
+    _send_after_commit(signals.alert_acknowledged, alert, actor)
+    return True
+
+
+@transaction.atomic
+def resolve(alert: Alert, actor: str = SYSTEM_ACTOR, note: str = "", at=None) -> bool:
+    """Resolve an open alert; False when it was already resolved."""
+    changed = (
+        Alert.objects.filter(pk=alert.pk)
+        .exclude(state=Alert.State.RESOLVED)
+        .update(state=Alert.State.RESOLVED, resolved_at=at or timezone.now())
+    )
+    if not changed:
+        return False
+    alert.refresh_from_db()
+    AlertEvent.objects.create(
+        alert=alert,
+        kind=AlertEvent.Kind.RESOLVED,
+        actor=actor,
+        trace_id=tracing.current_trace_id() or "",
+        note=note,
+    )
+    _send_after_commit(signals.alert_resolved, alert, actor)
+    return True
+
+
+def release_ended_silences(now=None) -> int:
+    """Alerts whose silence has ended while they still fire become notifiable."""
+    now = now or timezone.now()
+    released = 0
+    for alert in (
+        Alert.objects.filter(silenced_by__ends_at__lte=now)
+        .exclude(state=Alert.State.RESOLVED)
+        .select_related("silenced_by")
+    ):
+        with transaction.atomic():
+            if not Alert.objects.filter(pk=alert.pk, silenced_by__isnull=False).update(
+                silenced_by=None
+            ):
+                continue
+            AlertEvent.objects.create(
+                alert=alert,
+                kind=AlertEvent.Kind.UNSILENCED,
+                actor=SYSTEM_ACTOR,
+                trace_id=tracing.current_trace_id() or "",
+            )
+            _send_after_commit(signals.alert_unsilenced, alert, SYSTEM_ACTOR)
+        released += 1
+    return released

@@ -1,0 +1,312 @@
+"""Alert rules, the alerts they open, the timeline of each alert, and silences."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from controlplane.alerting import templates
+from controlplane.alerting.states import OPERATORS
+
+KEY_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9._-]{0,99}$",
+    "Use lowercase letters, digits, dots, dashes and underscores, e.g. api.5xx.",
+)
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+SYSTEM_ACTOR = "system:beat"
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class AlertRule(models.Model):
+    class State(models.TextChoices):
+        INACTIVE = "inactive", "Inactive"
+        PENDING = "pending", "Pending"
+        FIRING = "firing", "Firing"
+        UNKNOWN = "unknown", "Unknown (source failing)"
+
+    class Verification(models.TextChoices):
+        VERIFIED = "verified", "Checked by its source"
+        UNVERIFIED = "unverified", "Not checked: the source could not be reached"
+        INTERNAL = "internal", "Internal signal"
+
+    organization = models.ForeignKey(
+        "catalog.Organization", on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    service = models.ForeignKey(
+        "catalog.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="rules"
+    )
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    source = models.ForeignKey(
+        "catalog.MetricSource",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="Leave empty to read an internal signal instead of PromQL.",
+    )
+    expr = models.TextField(
+        "expression", help_text="PromQL for a source; the signal's name for an internal signal."
+    )
+    op = models.CharField(
+        "comparison",
+        max_length=2,
+        blank=True,
+        choices=[(op, op) for op in OPERATORS],
+        help_text="Empty: every series the expression returns is breaching.",
+    )
+    threshold = models.FloatField(null=True, blank=True)
+    for_duration = models.DurationField("for", default=timedelta(0))
+    keep_firing_for = models.DurationField(default=timedelta(0))
+    interval = models.DurationField("evaluation interval", default=timedelta(minutes=1))
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(
+        default=dict, blank=True, help_text='{"summary": "…", "description": "…"} templates'
+    )
+    runbook = models.ForeignKey(
+        "runbooks.Runbook", null=True, blank=True, on_delete=models.SET_NULL, related_name="rules"
+    )
+    enabled = models.BooleanField(default=True)
+    builtin = models.BooleanField(default=False, editable=False)
+
+    verification = models.CharField(
+        max_length=16, choices=Verification.choices, default=Verification.UNVERIFIED
+    )
+    verification_note = models.TextField(blank=True, editable=False)
+
+    # Evaluation state, written by the evaluator only.
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.INACTIVE, editable=False
+    )
+    instances = models.JSONField(default=list, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_evaluation_at = models.DateTimeField(default=timezone.now, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="rule_key_per_org"),
+            models.CheckConstraint(
+                condition=Q(for_duration__gte=timedelta(0))
+                & Q(keep_firing_for__gte=timedelta(0))
+                & Q(interval__gte=timedelta(seconds=1)),
+                name="rule_durations_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["enabled", "next_evaluation_at"], name="rule_due")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:alerting_alertrule_change", args=[self.pk])
+
+    @property
+    def is_internal(self) -> bool:
+        return self.source_id is None
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.for_duration is not None and self.for_duration < timedelta(0):
+            errors.setdefault("for_duration", []).append("'for' cannot be negative.")
+        if self.keep_firing_for is not None and self.keep_firing_for < timedelta(0):
+            errors.setdefault("keep_firing_for", []).append("keep_firing_for cannot be negative.")
+        if self.interval is not None and self.interval < timedelta(seconds=1):
+            errors.setdefault("interval", []).append("The interval must be at least 1s.")
+        if self.op and self.threshold is None:
+            errors.setdefault("threshold", []).append(
+                f"The comparison {self.op} needs a threshold."
+            )
+        if self.threshold is not None and not self.op:
+            errors.setdefault("op", []).append("A threshold needs a comparison such as >.")
+        if not isinstance(self.labels, dict) or not all(
+            isinstance(k, str) and LABEL_NAME.match(k) and isinstance(v, str)
+            for k, v in (self.labels or {}).items()
+        ):
+            errors.setdefault("labels", []).append(
+                'Labels are an object of names to strings, e.g. {"team": "payments"}; '
+                "names are letters, digits and underscores."
+            )
+        errors.update(annotation_errors(self.annotations))
+        for field, related in (
+            ("service", self.service),
+            ("source", self.source),
+            ("runbook", self.runbook),
+        ):
+            owner = getattr(related, "organization_id", None) if related is not None else None
+            if related is not None and owner is not None and owner != self.organization_id:
+                errors.setdefault(field, []).append("It belongs to another organisation.")
+        if self.source_id is None and self.expr:
+            from controlplane.alerting import internal_signals
+
+            if self.expr.strip() not in internal_signals.registry:
+                known = ", ".join(sorted(internal_signals.registry)) or "none"
+                errors.setdefault("expr", []).append(
+                    f"Without a source the expression names an internal signal; "
+                    f"{self.expr.strip()!r} is not one (known: {known})."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+def annotation_errors(annotations) -> dict[str, list[str]]:
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        return {"annotations": ["Annotations are an object of names to template strings."]}
+    problems = []
+    for name, template in annotations.items():
+        try:
+            templates.check(template)
+        except templates.TemplateError as error:
+            problems.append(f"{name}: {error}")
+    return {"annotations": problems} if problems else {}
+
+
+class Alert(models.Model):
+    class State(models.TextChoices):
+        FIRING = "firing", "Firing"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    organization = models.ForeignKey(
+        "catalog.Organization", on_delete=models.CASCADE, related_name="alerts"
+    )
+    # An alert knows its rule; the SLO context will add its own reference beside it.
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    rule_key = models.CharField(max_length=100)
+    service = models.ForeignKey(
+        "catalog.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.FIRING)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    value = models.FloatField(null=True, blank=True)
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    started_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
+    audit = models.JSONField(
+        default=dict, help_text="organisation, service, rule, actor, request id"
+    )
+    actor = models.CharField(max_length=100, default=SYSTEM_ACTOR)
+    is_test = models.BooleanField(default=False)
+    silenced_by = models.ForeignKey(
+        "alerting.Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "fingerprint"],
+                condition=~Q(state="resolved"),
+                name="one_open_alert_per_fingerprint",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "state", "-started_at"], name="alert_list")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_key} {self.state}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("alerts:detail", args=[self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != self.State.RESOLVED
+
+    def trace_url(self) -> str:
+        template = settings.TRACE_URL_TEMPLATE
+        return template.replace("{trace_id}", self.trace_id) if template and self.trace_id else ""
+
+
+class AlertEvent(models.Model):
+    class Kind(models.TextChoices):
+        OPENED = "opened", "Opened (firing)"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+        SILENCED = "silenced", "Silenced"
+        UNSILENCED = "unsilenced", "Silence ended while firing"
+        SOURCE_UNKNOWN = "source_unknown", "Source failing: kept firing"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    actor = models.CharField(max_length=100)
+    trace_id = models.CharField(max_length=32, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"
+
+
+class Silence(models.Model):
+    """A maintenance window: matching alerts are recorded but notify no one."""
+
+    organization = models.ForeignKey(
+        "catalog.Organization", on_delete=models.CASCADE, related_name="silences"
+    )
+    matchers = models.JSONField(
+        default=list,
+        help_text='[{"name": "rule", "op": "=", "value": "api.5xx"}] — names: rule, service '
+        "or any label; ops: = != =~ !~",
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"silence {self.pk} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        from controlplane.alerting.silences import MatcherError, parse_matchers
+
+        errors = {}
+        try:
+            parse_matchers(self.matchers)
+        except MatcherError as error:
+            errors["matchers"] = str(error)
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "A silence must end after it starts."
+        if errors:
+            raise ValidationError(errors)

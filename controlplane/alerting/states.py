@@ -1,0 +1,268 @@
+"""The rule state machine, as Prometheus runs it, in pure functions.
+
+Each label set a rule's query returns is one alert instance:
+
+    inactive -> pending  (condition true for less than `for`)
+             -> firing   (true for `for` or longer; at once when `for` is zero)
+             -> resolved (false for `keep_firing_for` after it was last true)
+
+A pending instance whose condition goes false is simply dropped ("cleared").
+The caller stores the instances of a rule between evaluations (they are JSON
+friendly) and acts on the transitions each `step` returns.
+"""
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, TypeVar
+
+from controlplane.alerting.fingerprints import fingerprint
+
+State = Literal["pending", "firing"]
+RuleState = Literal["inactive", "pending", "firing", "unknown"]
+TransitionKind = Literal["pending", "firing", "resolved", "cleared"]
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+class Measured(Protocol):
+    """Anything with labels and a value, such as a `prometheus.Sample`."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+M = TypeVar("M", bound=Measured)
+
+
+class DuplicateLabelSet(ValueError):
+    """Two series of one result share a label set once the metric name is dropped."""
+
+
+def _frozen(labels: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(labels))
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    fingerprint: str
+    labels: Mapping[str, str] = field(hash=False)
+    state: State
+    active_since: datetime
+    last_true_at: datetime
+    value: float
+    fired_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen(self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "labels": dict(self.labels),
+            "state": self.state,
+            "active_since": self.active_since.isoformat(),
+            "last_true_at": self.last_true_at.isoformat(),
+            "value": _encode_value(self.value),
+            "fired_at": self.fired_at.isoformat() if self.fired_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "InstanceState":
+        fired_at = data.get("fired_at")
+        return cls(
+            fingerprint=data["fingerprint"],
+            labels=data["labels"],
+            state=data["state"],
+            active_since=datetime.fromisoformat(data["active_since"]),
+            last_true_at=datetime.fromisoformat(data["last_true_at"]),
+            value=float(data["value"]),
+            fired_at=datetime.fromisoformat(fired_at) if fired_at else None,
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    fingerprint: str
+    labels: Mapping[str, str] = field(hash=False)
+    kind: TransitionKind
+    value: float
+    at: datetime
+    active_since: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen(self.labels))
+
+
+def _encode_value(value: float) -> float | str:
+    # JSON (and PostgreSQL jsonb) has no NaN or infinities: store those as
+    # Prometheus writes them, which float() reads back.
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+def dump_instances(instances: Mapping[str, InstanceState]) -> list[dict[str, Any]]:
+    """Instances as a JSON-ready list, in fingerprint order."""
+    return [instances[key].to_dict() for key in sorted(instances)]
+
+
+def load_instances(data: Iterable[Mapping[str, Any]] | None) -> dict[str, InstanceState]:
+    """The inverse of `dump_instances`; None (a rule never evaluated) gives no instances."""
+    instances = (InstanceState.from_dict(item) for item in data or ())
+    return {instance.fingerprint: instance for instance in instances}
+
+
+def breaching(samples: Iterable[M], op: str | None, threshold: float | None) -> list[M]:
+    """The samples whose value meets the rule's condition.
+
+    With no operator every returned series breaches: the query is the condition,
+    as in a Prometheus rule. A NaN never breaches (0/0 is "no traffic", not bad).
+    """
+    if op is None:
+        return [sample for sample in samples if not math.isnan(sample.value)]
+    if op not in OPERATORS:
+        raise ValueError(f"unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
+    if threshold is None or math.isnan(threshold):
+        raise ValueError(f"operator {op!r} needs a threshold")
+    compare = OPERATORS[op]
+    return [
+        sample
+        for sample in samples
+        if not math.isnan(sample.value) and compare(sample.value, threshold)
+    ]
+
+
+def by_fingerprint(
+    rule_key: str, samples: Iterable[Measured]
+) -> dict[str, tuple[Mapping[str, str], float]]:
+    """Key samples by their instance fingerprint, ready for `step`.
+
+    As in Prometheus the metric name is not part of an alert's labels, so two
+    series that differ only by name are one instance: that is an error.
+    """
+    keyed: dict[str, tuple[Mapping[str, str], float]] = {}
+    for sample in samples:
+        labels = {name: value for name, value in sample.labels.items() if name != "__name__"}
+        key = fingerprint(rule_key, labels)
+        if key in keyed:
+            raise DuplicateLabelSet(
+                f"the query returns more than one series with the labels {labels}; "
+                "aggregate them or keep a label that tells them apart"
+            )
+        keyed[key] = (labels, sample.value)
+    return keyed
+
+
+def step(
+    previous: Mapping[str, InstanceState],
+    samples: Mapping[str, tuple[Mapping[str, str], float]],
+    now: datetime,
+    for_: timedelta,
+    keep_firing_for: timedelta = timedelta(0),
+) -> tuple[dict[str, InstanceState], list[Transition]]:
+    """One evaluation: the breaching series now (keyed by fingerprint) against before."""
+    current: dict[str, InstanceState] = {}
+    transitions: list[Transition] = []
+
+    def record(kind: TransitionKind, instance: InstanceState) -> None:
+        transitions.append(
+            Transition(
+                fingerprint=instance.fingerprint,
+                labels=instance.labels,
+                kind=kind,
+                value=instance.value,
+                at=now,
+                active_since=instance.active_since,
+            )
+        )
+
+    for key, (labels, value) in samples.items():
+        before = previous.get(key)
+        if before is None:
+            instance = InstanceState(
+                fingerprint=key,
+                labels=labels,
+                state="pending",
+                active_since=now,
+                last_true_at=now,
+                value=value,
+            )
+        else:
+            instance = InstanceState(
+                fingerprint=key,
+                labels=labels,
+                state=before.state,
+                active_since=before.active_since,
+                last_true_at=now,
+                value=value,
+                fired_at=before.fired_at,
+            )
+
+        if instance.state == "pending" and now - instance.active_since >= for_:
+            instance = InstanceState(
+                fingerprint=key,
+                labels=labels,
+                state="firing",
+                active_since=instance.active_since,
+                last_true_at=now,
+                value=value,
+                fired_at=now,
+            )
+            record("firing", instance)
+        elif before is None:
+            record("pending", instance)
+        current[key] = instance
+
+    for key, before in previous.items():
+        if key in samples:
+            continue
+        if before.state == "pending":
+            record("cleared", before)
+        elif now - before.last_true_at < keep_firing_for:
+            current[key] = before
+        else:
+            record("resolved", before)
+
+    return current, transitions
+
+
+def step_unknown(
+    previous: Mapping[str, InstanceState], now: datetime
+) -> tuple[dict[str, InstanceState], list[Transition]]:
+    """An evaluation whose source failed: missing data is not recovery.
+
+    Nothing moves; in particular `keep_firing_for` does not run out and no
+    firing instance resolves while its source cannot be read.
+    """
+    return dict(previous), []
+
+
+def rule_state(instances: Mapping[str, InstanceState]) -> RuleState:
+    """The rule's state from its instances ("unknown" is the caller's to set)."""
+    states = {instance.state for instance in instances.values()}
+    if "firing" in states:
+        return "firing"
+    if "pending" in states:
+        return "pending"
+    return "inactive"
+
+
+def source_down_due(failing_since: datetime | None, now: datetime, threshold: timedelta) -> bool:
+    """Whether a source failing since `failing_since` has failed long enough to alert."""
+    return failing_since is not None and now - failing_since >= threshold

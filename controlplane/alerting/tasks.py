@@ -1,0 +1,48 @@
+"""Celery tasks of the alerting engine; their schedules live in django-celery-beat."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+from django.utils import timezone
+
+from controlplane.alerting import evaluation, lifecycle
+
+# Rules a worker evaluates per task: large enough to share queries, small enough
+# that a slow source holds up only its own batch.
+BATCH_SIZE = 100
+
+
+@shared_task(name="alerting.evaluate_due_rules", ignore_result=True)
+def evaluate_due_rules() -> int:
+    """Beat's tick: fan the due rules out to workers, grouped so shared queries stay together."""
+    now = timezone.now()
+    ids = evaluation.due_rule_ids(now)
+    for batch in batches(ids):
+        evaluate_rules.delay(batch)
+    return len(ids)
+
+
+def batches(rule_ids: list[int]) -> list[list[int]]:
+    from controlplane.alerting.models import AlertRule
+
+    # Order by source and expression so that rules sharing a query land in one batch.
+    ordered = list(
+        AlertRule.objects.filter(pk__in=rule_ids)
+        .order_by("source_id", "expr", "pk")
+        .values_list("pk", flat=True)
+    )
+    return [ordered[i : i + BATCH_SIZE] for i in range(0, len(ordered), BATCH_SIZE)]
+
+
+@shared_task(name="alerting.evaluate_rules", ignore_result=True, acks_late=True)
+def evaluate_rules(rule_ids: list[int], at: str | None = None) -> int:
+    """Evaluate the rules this worker can claim; `at` (ISO 8601) replays a fixed time."""
+    when = datetime.fromisoformat(at) if at else None
+    return len(evaluation.evaluate_claimed(rule_ids, at=when))
+
+
+@shared_task(name="alerting.release_ended_silences", ignore_result=True)
+def release_ended_silences() -> int:
+    return lifecycle.release_ended_silences()

@@ -1,0 +1,37 @@
+"""Checking a rule's PromQL against its source before it is saved.
+
+The admin form and the API serializer both call `verify_expression`, so a rule
+refused in one is refused in the other with the same message.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from controlplane.alerting.evaluation import client_for
+from controlplane.alerting.models import AlertRule
+from controlplane.alerting.prometheus import BadQuery, SourceError
+
+
+def verify_expression(rule: AlertRule) -> None:
+    """Ask the rule's source to parse its expression.
+
+    A parse error is refused with Prometheus' own message. A source that cannot
+    answer does not block saving: the rule is marked unverified, with the reason.
+    """
+    if rule.source is None:
+        rule.verification, rule.verification_note = AlertRule.Verification.INTERNAL, ""
+        return
+    if not rule.expr or not rule.expr.strip():
+        raise ValidationError({"expr": "The expression is empty."})
+    try:
+        client_for(rule.source).validate(rule.expr)
+    except BadQuery as error:
+        raise ValidationError(
+            {"expr": f"Prometheus refused the expression: {error.message}"}
+        ) from None
+    except SourceError as error:
+        rule.verification = AlertRule.Verification.UNVERIFIED
+        rule.verification_note = f"Not checked: {error.message}"
+    else:
+        rule.verification, rule.verification_note = AlertRule.Verification.VERIFIED, ""

@@ -1,0 +1,146 @@
+"""The alert pages: what is on fire now, and one alert with its timeline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from controlplane.alerting import lifecycle
+from controlplane.alerting.models import Alert, Severity
+from controlplane.catalog import tenancy
+from controlplane.catalog.models import Service
+
+# The list shows every open alert (up to a page) and the recently resolved ones.
+OPEN_LIMIT = 200
+RESOLVED_LIMIT = 50
+RESOLVED_WITHIN = timedelta(days=7)
+
+_OPEN_FIRST = Case(
+    When(state=Alert.State.FIRING, then=Value(0)),
+    When(state=Alert.State.ACKNOWLEDGED, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def _visible(request: HttpRequest) -> QuerySet:
+    return tenancy.scope(Alert.objects.all(), tenancy.organization_ids(request.user))
+
+
+def _filters(request: HttpRequest) -> dict[str, str]:
+    wanted = {
+        name: request.GET.get(name, "").strip() for name in ("state", "severity", "service", "rule")
+    }
+    if wanted["state"] not in Alert.State.values:
+        wanted["state"] = ""
+    if wanted["severity"] not in Severity.values:
+        wanted["severity"] = ""
+    return wanted
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    filters = _filters(request)
+    alerts = _visible(request).select_related("service", "organization")
+    if filters["severity"]:
+        alerts = alerts.filter(severity=filters["severity"])
+    if filters["service"]:
+        alerts = alerts.filter(service__slug=filters["service"])
+    if filters["rule"]:
+        alerts = alerts.filter(rule_key=filters["rule"])
+    alerts = alerts.annotate(rank=_OPEN_FIRST).order_by("rank", "-started_at")
+
+    if filters["state"] == Alert.State.RESOLVED:
+        shown = list(alerts.filter(state=Alert.State.RESOLVED)[:RESOLVED_LIMIT])
+    elif filters["state"]:
+        shown = list(alerts.filter(state=filters["state"])[:OPEN_LIMIT])
+    else:
+        recent = timezone.now() - RESOLVED_WITHIN
+        shown = list(alerts.exclude(state=Alert.State.RESOLVED)[:OPEN_LIMIT])
+        shown += list(
+            alerts.filter(state=Alert.State.RESOLVED, resolved_at__gte=recent)[:RESOLVED_LIMIT]
+        )
+
+    services = (
+        tenancy.scope(Service.objects.all(), tenancy.organization_ids(request.user))
+        .order_by("slug")
+        .values_list("slug", flat=True)
+        .distinct()
+    )
+    context = {
+        "alerts": shown,
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "states": Alert.State.choices,
+        "severities": Severity.choices,
+        "services": list(services),
+    }
+    return render(request, "alerts/list.html", context)
+
+
+def _alert_or_404(request: HttpRequest, pk: int) -> Alert:
+    alert = (
+        _visible(request)
+        .select_related(
+            "organization", "service", "rule__runbook", "acknowledged_by", "silenced_by"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+    if alert is None:
+        # Another organisation's alert is not found either: its id does not leak.
+        raise Http404("No such alert.")
+    return alert
+
+
+@login_required
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_or_404(request, pk)
+    runbook = alert.rule.runbook if alert.rule_id else None
+    context = {
+        "alert": alert,
+        "timeline": alert.events.all(),
+        "runbook": runbook,
+        "trace_url": alert.trace_url(),
+        "can_respond": tenancy.has_role(request.user, alert.organization_id, tenancy.RESPOND_ROLES),
+    }
+    return render(request, "alerts/detail.html", context)
+
+
+def _responding(request: HttpRequest, pk: int) -> Alert:
+    alert = _alert_or_404(request, pk)
+    if not tenancy.has_role(request.user, alert.organization_id, tenancy.RESPOND_ROLES):
+        raise PermissionDenied("Only responders and managers of its organisation may do this.")
+    return alert
+
+
+@require_POST
+@login_required
+def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _responding(request, pk)
+    note = request.POST.get("note", "").strip()[:1000]
+    if lifecycle.acknowledge(alert, request.user, note=note):
+        messages.success(request, "Acknowledged.")
+    else:
+        messages.info(request, f"Nothing to acknowledge: the alert is {alert.state}.")
+    return redirect(alert)
+
+
+@require_POST
+@login_required
+def resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _responding(request, pk)
+    note = request.POST.get("note", "").strip()[:1000]
+    if lifecycle.resolve(alert, actor=f"user:{request.user.pk}", note=note or "resolved by hand"):
+        messages.success(request, "Resolved.")
+    else:
+        messages.info(request, "The alert was already resolved.")
+    return redirect(alert)

@@ -1,0 +1,223 @@
+"""Alert rules as code, in Prometheus' own words: "for", "keep_firing_for", "5m".
+
+A rule is checked exactly as the admin checks it: the model's clean(), then its
+PromQL against its source. Services, sources and runbooks are named by slug and
+found within the caller's organisation only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
+
+from controlplane.alerting.durations import format_duration, parse_duration
+from controlplane.alerting.models import AlertRule, Severity
+from controlplane.alerting.states import OPERATORS
+from controlplane.alerting.validation import verify_expression
+from controlplane.api.access import target_organization
+from controlplane.api.scoping import OrganizationScopedViewSet
+from controlplane.catalog.models import MetricSource, Organization, Service
+from observability import context
+from runbooks.models import Runbook
+
+# API name -> model field, where they differ.
+FIELD_NAMES = {"for": "for_duration"}
+MODEL_NAMES = {model: api for api, model in FIELD_NAMES.items()}
+
+# What a PUT or a POST leaves out takes these values; a PATCH keeps the current ones.
+DEFAULTS = {
+    "service": None,
+    "source": None,
+    "severity": Severity.WARNING,
+    "op": "",
+    "threshold": None,
+    "for_duration": timedelta(0),
+    "keep_firing_for": timedelta(0),
+    "interval": timedelta(minutes=1),
+    "labels": {},
+    "annotations": {},
+    "runbook": None,
+    "enabled": True,
+}
+
+
+@extend_schema_field({"type": "string", "example": "5m"})
+class PrometheusDuration(serializers.Field):
+    default_error_messages = {"invalid": "{message}."}
+
+    def to_representation(self, value: timedelta) -> str:
+        return format_duration(value)
+
+    def to_internal_value(self, data) -> timedelta:
+        try:
+            return parse_duration(data.strip() if isinstance(data, str) else data)
+        except ValueError as error:
+            self.fail("invalid", message=str(error).capitalize())
+
+
+class RuleSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    service = serializers.CharField(required=False, allow_null=True, help_text="A service slug.")
+    severity = serializers.ChoiceField(Severity.choices, required=False)
+    source = serializers.CharField(
+        required=False, allow_null=True, help_text="A source's name; null for an internal signal."
+    )
+    expr = serializers.CharField(help_text="PromQL, or the internal signal's name.")
+    op = serializers.ChoiceField(["", *OPERATORS], required=False, allow_blank=True)
+    threshold = serializers.FloatField(required=False, allow_null=True)
+    keep_firing_for = PrometheusDuration(required=False)
+    interval = PrometheusDuration(required=False)
+    labels = serializers.JSONField(required=False)
+    annotations = serializers.JSONField(required=False)
+    runbook = serializers.CharField(required=False, allow_null=True, help_text="A runbook slug.")
+    enabled = serializers.BooleanField(required=False)
+    builtin = serializers.BooleanField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    last_value = serializers.FloatField(read_only=True)
+    last_error = serializers.CharField(read_only=True)
+    last_evaluated_at = serializers.DateTimeField(read_only=True)
+    verification = serializers.CharField(read_only=True)
+    verification_note = serializers.CharField(read_only=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "for" is a Python keyword, so it cannot be declared as an attribute.
+        fields["for"] = PrometheusDuration(source="for_duration", required=False)
+        return fields
+
+    def to_representation(self, rule: AlertRule) -> dict:
+        data = super().to_representation(rule)
+        data["service"] = rule.service.slug if rule.service_id else None
+        data["source"] = rule.source.name if rule.source_id else None
+        data["runbook"] = rule.runbook.slug if rule.runbook_id else None
+        return data
+
+    def validate(self, attrs: dict) -> dict:
+        if self.instance is None:
+            organization: Organization = self.context["organization"]
+            rule = AlertRule(organization=organization)
+        else:
+            organization = self.instance.organization
+            rule = AlertRule.objects.get(pk=self.instance.pk)
+        values = {} if self.partial else dict(DEFAULTS)
+        values.update(attrs)
+        values.update(self._related(organization, attrs))
+        for field, value in values.items():
+            setattr(rule, field, value)
+        self._check_key_is_free(rule)
+        try:
+            rule.full_clean(exclude=["organization"])
+            verify_expression(rule)
+        except DjangoValidationError as error:
+            raise ValidationError(_api_errors(error)) from None
+        return {"rule": rule}
+
+    def _related(self, organization: Organization, attrs: dict) -> dict:
+        found, errors = {}, {}
+        lookups = {
+            "service": lambda slug: Service.objects.filter(organization=organization, slug=slug),
+            "source": lambda name: MetricSource.objects.filter(
+                organization=organization, name=name
+            ),
+            "runbook": lambda slug: _runbooks(organization, slug),
+        }
+        for field, lookup in lookups.items():
+            if field not in attrs:
+                continue
+            name = attrs[field]
+            if name in (None, ""):
+                found[field] = None
+                continue
+            obj = lookup(name).first() if isinstance(name, str) else None
+            if obj is None:
+                errors[field] = [f"Unknown {field} {name!r} in this organisation."]
+            found[field] = obj
+        if errors:
+            raise ValidationError(errors)
+        return found
+
+    def _check_key_is_free(self, rule: AlertRule) -> None:
+        taken = AlertRule.objects.filter(organization_id=rule.organization_id, key=rule.key)
+        if rule.pk:
+            taken = taken.exclude(pk=rule.pk)
+        if taken.exists():
+            raise ValidationError({"key": [f"A rule with the key {rule.key!r} already exists."]})
+
+    def create(self, validated_data: dict) -> AlertRule:
+        rule = validated_data["rule"]
+        rule.save()
+        return rule
+
+    def update(self, instance: AlertRule, validated_data: dict) -> AlertRule:
+        rule = validated_data["rule"]
+        rule.save()
+        return rule
+
+
+def _runbooks(organization: Organization, slug: str) -> list[Runbook]:
+    """The organisation's own runbook of that slug first, then the shared one."""
+    own = Runbook.objects.filter(organization=organization, slug=slug)
+    shared = Runbook.objects.filter(organization__isnull=True, slug=slug)
+    return own if own.exists() else shared
+
+
+def _api_errors(error: DjangoValidationError) -> dict[str, list[str]]:
+    if not hasattr(error, "error_dict"):
+        return {"non_field_errors": error.messages}
+    return {
+        MODEL_NAMES.get(field, "non_field_errors" if field == "__all__" else field): messages
+        for field, messages in error.message_dict.items()
+    }
+
+
+class RuleViewSet(
+    viewsets.mixins.ListModelMixin,
+    viewsets.mixins.RetrieveModelMixin,
+    viewsets.mixins.CreateModelMixin,
+    viewsets.mixins.UpdateModelMixin,
+    viewsets.mixins.DestroyModelMixin,
+    OrganizationScopedViewSet,
+):
+    """Alert rules of the caller's organisation, by key. Writes need a write token."""
+
+    queryset = AlertRule.objects.select_related(
+        "organization", "service", "source", "runbook"
+    ).order_by("organization_id", "key")
+    serializer_class = RuleSerializer
+    lookup_field = "key"
+    lookup_value_regex = "[^/]+"
+
+    def get_serializer_context(self) -> dict:
+        extra = super().get_serializer_context()
+        if self.action == "create":
+            extra["organization"] = target_organization(self.request)
+        return extra
+
+    def get_object(self) -> AlertRule:
+        # Keys are unique per organisation; a superuser or a member of several
+        # organisations names the one meant with ?organization=<slug>.
+        queryset = self.filter_queryset(self.get_queryset()).filter(key=self.kwargs["key"])
+        slug = self.request.query_params.get("organization")
+        if slug:
+            queryset = queryset.filter(organization__slug=slug)
+        found = list(queryset[:2])
+        if not found:
+            raise Http404("No AlertRule matches the given query.")
+        if len(found) > 1:
+            raise ValidationError(
+                {
+                    "organization": [
+                        "Several organisations have this rule: name one with ?organization=<slug>."
+                    ]
+                }
+            )
+        rule = found[0]
+        self.check_object_permissions(self.request, rule)
+        context.bind(organization_id=str(rule.organization_id))
+        return rule

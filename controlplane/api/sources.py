@@ -1,0 +1,113 @@
+"""Metric sources (Prometheus endpoints) of the caller's organisation, by name.
+
+The auth header is write-only: once stored it is never returned, not even masked.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from rest_framework import mixins, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from controlplane.api.access import target_organization
+from controlplane.api.scoping import OrganizationScopedViewSet
+from controlplane.catalog.models import MetricSource, Organization
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    auth_header = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="Sent as the Authorization header. Write-only; an empty string removes it.",
+    )
+    has_auth_header = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MetricSource
+        fields = [
+            "name",
+            "kind",
+            "url",
+            "timeout",
+            "auth_header",
+            "has_auth_header",
+            "failing_since",
+            "last_error",
+            "last_success_at",
+            "created_at",
+        ]
+        read_only_fields = ["kind", "failing_since", "last_error", "last_success_at", "created_at"]
+
+    def get_has_auth_header(self, source: MetricSource) -> bool:
+        return bool(source.auth_header)
+
+    def validate(self, attrs: dict) -> dict:
+        if self.instance is None:
+            organization: Organization = self.context["organization"]
+            source = MetricSource(organization=organization)
+        else:
+            source = MetricSource.objects.get(pk=self.instance.pk)
+        for field, value in attrs.items():
+            setattr(source, field, value)
+        taken = MetricSource.objects.filter(
+            organization_id=source.organization_id, name=source.name
+        ).exclude(pk=source.pk)
+        if taken.exists():
+            raise ValidationError({"name": [f"A source named {source.name!r} already exists."]})
+        try:
+            source.full_clean(exclude=["organization"])
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return {"source": source}
+
+    def create(self, validated_data: dict) -> MetricSource:
+        source = validated_data["source"]
+        source.save()
+        return source
+
+    def update(self, instance: MetricSource, validated_data: dict) -> MetricSource:
+        source = validated_data["source"]
+        source.save()
+        return source
+
+
+class SourceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationScopedViewSet,
+):
+    """Prometheus endpoints rules query. Writes need a write token."""
+
+    queryset = MetricSource.objects.order_by("organization_id", "name")
+    serializer_class = SourceSerializer
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_serializer_context(self) -> dict:
+        extra = super().get_serializer_context()
+        if self.action == "create":
+            extra["organization"] = target_organization(self.request)
+        return extra
+
+    def destroy(self, request, *args, **kwargs) -> Response:
+        source = self.get_object()
+        try:
+            source.delete()
+        except ProtectedError:
+            keys = sorted(source.rules.values_list("key", flat=True))
+            return Response(
+                {
+                    "detail": f"The source {source.name!r} is used by {len(keys)} rule(s): "
+                    f"{', '.join(keys)}. Point them at another source or delete them first.",
+                    "rules": keys,
+                },
+                status=409,
+            )
+        return Response(status=204)
