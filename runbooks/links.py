@@ -6,8 +6,11 @@ which of them cite it, without this app importing those contexts:
     from runbooks import links
 
     @links.register
-    def alert_rules_citing(runbook) -> list[links.Link]:
+    def alert_rules_citing(runbook, reader) -> list[links.Link]:
         return [links.Link(rule.name, rule.get_absolute_url()) for rule in ...]
+
+`reader` is the user looking at the page: a shared runbook is cited from many
+organisations, and a provider lists only what the reader may see.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class Link(NamedTuple):
     url: str
 
 
-Provider = Callable[[object], Iterable[Link]]
+Provider = Callable[[object, object], Iterable[Link]]
 
 _providers: list[Provider] = []
 
@@ -38,8 +41,8 @@ def unregister(provider: Provider) -> None:
         _providers.remove(provider)
 
 
-def links_to(runbook) -> list[Link]:
+def links_to(runbook, reader) -> list[Link]:
     found = []
     for provider in _providers:
-        found.extend(Link(*link) for link in provider(runbook))
+        found.extend(Link(*link) for link in provider(runbook, reader))
     return found

@@ -58,7 +58,7 @@ def page(request: HttpRequest, slug: str) -> HttpResponse:
         return _not_found(request, slug)
     context = {
         "runbook": runbook,
-        "linked_from": links.links_to(runbook),
+        "linked_from": links.links_to(runbook, request.user),
         "revision_count": runbook.revisions.count(),
     }
     return render(request, "runbooks/page.html", context)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -19,8 +18,6 @@ from controlplane.alerting.forms import AlertRuleForm, SilenceForm
 from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
 from controlplane.catalog import tenancy
 from controlplane.catalog.admin import OrganizationScopedAdmin
-from observability import context
-from runbooks.links import Link
 
 # The label that sets a test alert apart from the rule's real instances.
 TEST_LABELS = {"test": "true"}
@@ -317,23 +314,3 @@ class SilenceAdmin(OrganizationScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-
-
-def rules_citing(runbook) -> list[Link]:
-    """Rules that name the runbook, for its "linked from" list, within the reader's walls.
-
-    A shared runbook is cited by rules of many organisations: only those of the
-    reader's organisations are listed.
-    """
-    rules = AlertRule.objects.filter(runbook=runbook).order_by("key")
-    if runbook.organization_id is None:
-        rules = tenancy.scope(rules, _reader_organizations())
-    return [Link(f"Alert rule {rule.key}: {rule.name}", rule.get_absolute_url()) for rule in rules]
-
-
-def _reader_organizations() -> set[int] | None:
-    user_id = context.current().user_id
-    if not user_id or not user_id.isdigit():  # anonymous, or an API token
-        return set()
-    user = get_user_model().objects.filter(pk=user_id).first()
-    return tenancy.organization_ids(user) if user is not None else set()

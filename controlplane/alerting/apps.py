@@ -8,7 +8,7 @@ class AlertingConfig(AppConfig):
 
     def ready(self) -> None:
         from controlplane.alerting import internal_signals, receivers  # noqa: F401
-        from controlplane.alerting.admin import rules_citing
+        from controlplane.alerting.runbook_links import rules_citing
         from runbooks import links
 
         links.register(rules_citing)

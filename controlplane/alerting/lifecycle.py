@@ -117,9 +117,16 @@ def open_alert(
 
 
 @transaction.atomic
-def acknowledge(alert: Alert, user, note: str = "") -> bool:
-    """Acknowledge a firing alert; False when it was not firing (nothing changes)."""
-    actor = f"user:{user.pk}"
+def acknowledge(alert: Alert, user=None, note: str = "", actor: str | None = None) -> bool:
+    """Acknowledge a firing alert; False when it was not firing (nothing changes).
+
+    A person acknowledges as `user`; anything else (an API token, a signed link)
+    names itself with `actor`, e.g. "token:12".
+    """
+    if actor is None:
+        if user is None:
+            raise ValueError("acknowledge() needs a user or an actor")
+        actor = f"user:{user.pk}"
     changed = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).update(
         state=Alert.State.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
     )

@@ -100,25 +100,6 @@ class MayRespond(BasePermission):
         return True
 
 
-class TokenActor:
-    """Who acknowledges for an API token: `token:<id>` in the timeline, no user row.
-
-    lifecycle.acknowledge records `user:<pk>` and stores the user; a token has no
-    user, so the stored reference is left empty.
-    """
-
-    def __init__(self, token: ApiToken) -> None:
-        self.token = token
-
-    @property
-    def pk(self) -> str:
-        return f"token:{self.token.pk}"
-
-    # Django asks a model instance for its key when it is used in an update().
-    def prepare_database_save(self, field) -> None:
-        return None
-
-
 FILTERS = [
     OpenApiParameter("state", OpenApiTypes.STR, enum=Alert.State.values),
     OpenApiParameter("severity", OpenApiTypes.STR, enum=Severity.values),
@@ -163,8 +144,11 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
             queryset = queryset.filter(rule_key=params["rule"])
         return queryset
 
-    def _actor(self, request: Request):
-        return TokenActor(request.auth) if isinstance(request.auth, ApiToken) else request.user
+    def _actor(self, request: Request) -> tuple[object | None, str]:
+        """(user, actor name): a token acts under its own name, with no user row."""
+        if isinstance(request.auth, ApiToken):
+            return None, f"token:{request.auth.pk}"
+        return request.user, f"user:{request.user.pk}"
 
     @extend_schema(request=NoteSerializer, responses=AlertDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -172,7 +156,8 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
         """Acknowledge a firing alert; 409 when it is not firing."""
         alert = self.get_object()
         note = self._note(request)
-        if not lifecycle.acknowledge(alert, self._actor(request), note=note):
+        user, actor = self._actor(request)
+        if not lifecycle.acknowledge(alert, user, note=note, actor=actor):
             return Response(
                 {"detail": f"Only a firing alert can be acknowledged; this one is {alert.state}."},
                 status=409,
@@ -184,11 +169,8 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
     def resolve(self, request: Request, pk=None) -> Response:
         """Resolve an open alert; 409 when it is already resolved."""
         alert = self.get_object()
-        actor = self._actor(request)
-        actor_name = actor.pk if isinstance(actor, TokenActor) else f"user:{actor.pk}"
-        if not lifecycle.resolve(
-            alert, actor=actor_name, note=self._note(request) or "resolved by hand"
-        ):
+        _, actor = self._actor(request)
+        if not lifecycle.resolve(alert, actor=actor, note=self._note(request) or "resolved by hand"):
             return Response({"detail": "The alert is already resolved."}, status=409)
         return self._answer(alert)
 

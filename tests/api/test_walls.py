@@ -112,3 +112,14 @@ def test_openapi_schema_lists_the_endpoints(client):
 
     assert response.status_code == 200
     assert b"/api/v1/services/{slug}/" in response.content
+
+
+def test_openapi_schema_builds_without_warnings_and_names_bearer_auth(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--file", str(out))
+
+    text = out.read_text()
+    assert "bearerToken" in text
+    assert "scheme: bearer" in text
