@@ -170,7 +170,9 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
         """Resolve an open alert; 409 when it is already resolved."""
         alert = self.get_object()
         _, actor = self._actor(request)
-        if not lifecycle.resolve(alert, actor=actor, note=self._note(request) or "resolved by hand"):
+        if not lifecycle.resolve(
+            alert, actor=actor, note=self._note(request) or "resolved by hand"
+        ):
             return Response({"detail": "The alert is already resolved."}, status=409)
         return self._answer(alert)
 
