@@ -1,0 +1,215 @@
+"""Evaluation edge cases: internal signals, garbage from a source, unusable queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from controlplane.alerting import evaluation, lifecycle
+from controlplane.alerting.models import Alert, AlertRule
+from controlplane.catalog.models import MetricSource
+from tests.alerting.test_prometheus_client import FakePrometheus, vector
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def server():
+    fake = FakePrometheus()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def fake(server):
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def source(org, fake):
+    return MetricSource.objects.create(organization=org, name="prom", url=fake.url, timeout=2)
+
+
+@pytest.fixture
+def rule(org, source):
+    return AlertRule.objects.create(
+        organization=org,
+        key="queue.depth",
+        name="Queue depth",
+        source=source,
+        expr="queue_depth",
+        op=">",
+        threshold=3,
+    )
+
+
+def sample(value, **labels):
+    return {"metric": labels, "value": [1767225600, str(value)]}
+
+
+def evaluate(rule):
+    evaluation.evaluate_claimed([rule.pk])
+    rule.refresh_from_db()
+    return rule
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (200, b"<html><body>Login</body></html>", "text/html"),
+        (200, b'{"status": "success", "data": {"resultType": "vector", "resu', "application/json"),
+        (200, b'{"status": "error", "errorType": "internal", "error": "boom"}', "application/json"),
+        (502, b"Bad gateway", "text/plain"),
+        (200, b"[]", "application/json"),
+    ],
+)
+def test_garbage_from_the_source_is_a_source_error_not_a_crash(
+    fake, rule, status, body, content_type
+):
+    fake.reply = fake.raw(status, body, content_type)
+
+    outcome = evaluation.evaluate_claimed([rule.pk])
+
+    assert [o.result for o in outcome] == ["source_error"]
+    rule.refresh_from_db()
+    assert rule.state == "unknown"
+    assert rule.last_error
+    assert MetricSource.objects.get(pk=rule.source_id).failing_since is not None
+
+
+def test_a_bad_query_is_the_rules_fault_not_the_sources(fake, rule):
+    fake.answer(400, {"status": "error", "errorType": "bad_data", "error": "parse error at char 3"})
+
+    [outcome] = evaluation.evaluate_claimed([rule.pk])
+
+    assert outcome.result == "bad_query"
+    rule.refresh_from_db()
+    assert rule.state == "unknown"
+    assert "parse error" in rule.last_error
+    assert MetricSource.objects.get(pk=rule.source_id).failing_since is None
+
+
+def test_two_series_with_one_label_set_make_the_rule_unknown(fake, rule):
+    fake.answer(
+        200,
+        vector(
+            {"metric": {"__name__": "a", "q": "x"}, "value": [1, "5"]},
+            {"metric": {"__name__": "b", "q": "x"}, "value": [1, "6"]},
+        ),
+    )
+
+    assert evaluate(rule).state == "unknown"
+    assert "more than one series" in rule.last_error
+    assert not Alert.objects.exists()
+
+
+def test_firing_alert_value_follows_the_source(fake, rule):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    evaluate(rule)
+    fake.answer(200, vector(sample(9, queue="mail")))
+    evaluate(rule)
+
+    alert = Alert.objects.get(rule=rule)
+    assert alert.value == 9
+    assert alert.labels == {"queue": "mail"}
+    assert rule.last_value == 9
+
+
+def test_nan_never_breaches(fake, rule):
+    rule.op, rule.threshold = "", None
+    rule.save()
+    fake.answer(200, vector(sample("NaN", queue="mail")))
+
+    assert evaluate(rule).state == "inactive"
+
+
+def test_rule_labels_are_added_to_the_alert(fake, rule):
+    rule.labels = {"team": "payments"}
+    rule.save()
+    fake.answer(200, vector(sample(5, queue="mail")))
+
+    evaluate(rule)
+
+    assert Alert.objects.get(rule=rule).labels == {"queue": "mail", "team": "payments"}
+
+
+def test_a_manually_resolved_alert_is_not_reopened_while_still_firing(fake, rule):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    evaluate(rule)
+    lifecycle.resolve(Alert.objects.get(rule=rule), actor="user:1")
+
+    evaluate(rule)
+
+    assert Alert.objects.filter(rule=rule).count() == 1
+    assert not Alert.objects.filter(rule=rule).exclude(state="resolved").exists()
+
+
+def test_internal_signal_rule_needs_no_prometheus(org, rule, fake):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    evaluate(rule)  # opens one warning alert (the default severity)
+    meta = AlertRule.objects.create(
+        organization=org,
+        key="many.alerts",
+        name="Too many alerts",
+        expr="alerts.firing",
+        op=">=",
+        threshold=1,
+    )
+
+    evaluate(meta)
+
+    fired = Alert.objects.get(rule=meta)
+    assert fired.labels == {"severity": "warning"}
+    assert fired.value == 1
+
+
+def test_a_rule_is_not_evaluated_while_another_worker_holds_it(rule, fake):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    AlertRule.objects.filter(pk=rule.pk).update(
+        claimed_until=timezone.now() + timedelta(minutes=1), claim_token="other-worker"
+    )
+
+    assert evaluation.evaluate_claimed([rule.pk]) == []
+    assert fake.requests == []
+    assert rule.pk not in evaluation.due_rule_ids(timezone.now())
+
+
+def test_an_expired_claim_is_taken_over(rule, fake):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    AlertRule.objects.filter(pk=rule.pk).update(
+        claimed_until=timezone.now() - timedelta(seconds=1), claim_token="dead-worker"
+    )
+
+    [outcome] = evaluation.evaluate_claimed([rule.pk])
+
+    assert outcome.result == "ok"
+    rule.refresh_from_db()
+    assert rule.claimed_until is None
+    assert rule.next_evaluation_at > timezone.now()
+
+
+def test_evaluation_state_writes_take_a_bounded_number_of_queries(
+    org, source, fake, django_assert_max_num_queries
+):
+    rules = AlertRule.objects.bulk_create(
+        AlertRule(
+            organization=org,
+            key=f"r{i}",
+            name=f"r{i}",
+            source=source,
+            expr=f'queue_depth{{n="{i}"}}',
+            op=">",
+            threshold=3,
+        )
+        for i in range(30)
+    )
+    fake.answer(200, vector(sample(1, queue="mail")))  # nothing breaches
+
+    with django_assert_max_num_queries(12):
+        outcomes = evaluation.evaluate_claimed([r.pk for r in rules])
+
+    assert len(outcomes) == 30
+    assert (
+        AlertRule.objects.filter(key__startswith="r", last_evaluated_at__isnull=False).count() == 30
+    )

@@ -1,0 +1,188 @@
+"""Opening, acknowledging and resolving alerts; silences; the signals paging hears."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from controlplane.alerting import lifecycle, signals
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rule(org, service):
+    return AlertRule.objects.create(
+        organization=org,
+        service=service,
+        key="queue.depth",
+        name="Queue depth",
+        expr="alerts.firing",
+        severity="critical",
+    )
+
+
+@pytest.fixture
+def heard():
+    """Signals received, as (signal name, alert id, actor)."""
+    received = []
+    names = {
+        signals.alert_opened: "opened",
+        signals.alert_acknowledged: "acknowledged",
+        signals.alert_resolved: "resolved",
+        signals.alert_unsilenced: "unsilenced",
+    }
+
+    def listener(signal, sender, alert, actor, **_):
+        received.append((names[signal], alert.pk, actor))
+
+    for signal in names:
+        signal.connect(listener, weak=False, dispatch_uid=f"test-{names[signal]}")
+    yield received
+    for signal in names:
+        signal.disconnect(dispatch_uid=f"test-{names[signal]}")
+
+
+def open_one(rule, labels=None, **kw):
+    return lifecycle.open_alert(
+        rule, "fp-1", labels or {"queue": "mail"}, 5.0, {"summary": "s"}, **kw
+    )
+
+
+def test_open_is_idempotent_per_fingerprint(rule, heard, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first, created = open_one(rule)
+        again, created_again = open_one(rule)
+
+    assert (created, created_again) == (True, False)
+    assert first.pk == again.pk
+    assert Alert.objects.count() == 1
+    assert heard == [("opened", first.pk, "system:beat")]
+    assert first.audit["service"] == "checkout"
+    assert list(first.events.values_list("kind", flat=True)) == ["opened"]
+
+
+def test_signals_wait_for_the_commit(rule, heard, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        open_one(rule)
+    assert heard == []
+    for callback in callbacks:
+        callback()
+    assert [name for name, *_ in heard] == ["opened"]
+
+
+def test_database_refuses_a_second_open_alert_for_a_fingerprint(rule):
+    from django.db import IntegrityError, transaction
+
+    alert, _ = open_one(rule)
+    duplicate = Alert(
+        organization=rule.organization,
+        rule=rule,
+        rule_key=rule.key,
+        fingerprint="fp-1",
+        severity="critical",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        duplicate.save()
+
+    lifecycle.resolve(alert)
+    duplicate.save()  # once resolved, the fingerprint may open again
+    assert Alert.objects.filter(fingerprint="fp-1").count() == 2
+
+
+def test_acknowledge_then_resolve_writes_the_timeline(
+    rule, member, org, heard, django_capture_on_commit_callbacks
+):
+    user = member(org, "responder")
+    alert, _ = open_one(rule)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lifecycle.acknowledge(alert, user, note="looking")
+        assert not lifecycle.acknowledge(alert, user)  # not firing any more
+        assert lifecycle.resolve(alert, actor=f"user:{user.pk}")
+        assert not lifecycle.resolve(alert)
+
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert alert.acknowledged_by == user
+    events = list(alert.events.values_list("kind", "actor", "note"))
+    assert events == [
+        ("opened", "system:beat", ""),
+        ("acknowledged", f"user:{user.pk}", "looking"),
+        ("resolved", f"user:{user.pk}", ""),
+    ]
+    assert [name for name, *_ in heard] == ["acknowledged", "resolved"]
+
+
+def test_token_acknowledges_under_its_own_name(rule):
+    alert, _ = open_one(rule)
+
+    assert lifecycle.acknowledge(alert, actor="token:7")
+
+    alert.refresh_from_db()
+    assert alert.acknowledged_by is None
+    assert alert.events.get(kind="acknowledged").actor == "token:7"
+
+
+def test_silenced_alert_is_recorded_and_released_when_the_silence_ends(
+    rule, org, heard, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    silence = Silence.objects.create(
+        organization=org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[
+            {"name": "rule", "op": "=", "value": "queue.depth"},
+            {"name": "queue", "op": "=~", "value": "ma.*"},
+        ],
+        comment="database upgrade",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        alert, _ = open_one(rule)
+    assert alert.silenced_by == silence
+    assert list(alert.events.values_list("kind", flat=True)) == ["opened", "silenced"]
+
+    assert lifecycle.release_ended_silences(now=now) == 0  # still in the window
+    Silence.objects.filter(pk=silence.pk).update(ends_at=now - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lifecycle.release_ended_silences() == 1
+        assert lifecycle.release_ended_silences() == 0
+
+    alert.refresh_from_db()
+    assert alert.silenced_by is None
+    assert alert.events.last().kind == AlertEvent.Kind.UNSILENCED
+    assert ("unsilenced", alert.pk, "system:beat") in heard
+
+
+def test_silence_of_another_organisation_does_not_apply(rule, other_org):
+    now = timezone.now()
+    Silence.objects.create(
+        organization=other_org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[{"name": "rule", "op": "=", "value": "queue.depth"}],
+        comment="theirs",
+    )
+
+    alert, _ = open_one(rule)
+
+    assert alert.silenced_by is None
+
+
+def test_resolved_alert_after_silence_ends_is_not_released(rule, org):
+    now = timezone.now()
+    silence = Silence.objects.create(
+        organization=org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[{"name": "service", "op": "=", "value": "checkout"}],
+        comment="deploy",
+    )
+    alert, _ = open_one(rule)
+    assert alert.silenced_by == silence
+    lifecycle.resolve(alert)
+    Silence.objects.filter(pk=silence.pk).update(ends_at=now - timedelta(seconds=1))
+
+    assert lifecycle.release_ended_silences() == 0
