@@ -116,7 +116,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 CELERY_BROKER_URL = env.broker(
-    "CELERY_BROKER_URL", f"filesystem://{(VAR_DIR / 'broker').as_posix()}"
+    "CELERY_BROKER_URL", f"filesystem://localhost{(VAR_DIR / 'broker').as_posix()}"
 )
 CELERY_RESULT_BACKEND = env.string("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -127,14 +127,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "in"),
         "data_folder_out": str(_broker_dir / "in"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Without it kombu writes its control exchange into the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Workers log through LOGGING (JSON lines with trace and audit ids), not Celery's format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 OBSERVABILITY = {
     "ENABLED": env.boolean("OBSERVABILITY_ENABLED", default=True),

@@ -24,7 +24,7 @@ TEST_LABELS = {"test": "true"}
 
 
 def test_fingerprint(rule: AlertRule) -> str:
-    return fingerprints.fingerprint(f"{rule.organization_id}/{rule.key}", TEST_LABELS)
+    return fingerprints.fingerprint(evaluation.rule_identity(rule), TEST_LABELS)
 
 
 @admin.register(AlertRule)

@@ -20,6 +20,9 @@ _UNITS_MS = (
 
 _PATTERN = re.compile("".join(rf"(?:(?P<{unit}>[0-9]+){unit})?" for unit, _ in _UNITS_MS))
 
+# Far beyond any sensible rule setting, and within what every database can store.
+LONGEST = timedelta(days=100 * 365)
+
 _EXAMPLES = 'use a number and a unit (ms, s, m, h, d, w, y), largest first, as in "1h30m"'
 
 
@@ -43,10 +46,9 @@ def parse_duration(text: str) -> timedelta:
         amount = match.group(unit)
         if amount is not None:
             total_ms += int(amount) * unit_ms
-    try:
-        return timedelta(milliseconds=total_ms)
-    except OverflowError:
-        raise ValueError(f"duration {text!r} is too long") from None
+    if total_ms > LONGEST // timedelta(milliseconds=1):
+        raise ValueError(f"duration {text!r} is too long: at most 100y")
+    return timedelta(milliseconds=total_ms)
 
 
 def format_duration(value: timedelta) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,11 +23,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from controlplane.alerting import internal_signals, lifecycle, states, templates
-from controlplane.alerting.models import Alert, AlertRule
+from controlplane.alerting.models import LONGEST_INTERVAL, Alert, AlertRule
 from controlplane.alerting.prometheus import (
     BadQuery,
     PrometheusClient,
+    QueryFailed,
     SourceError,
+    SourceTimeout,
+    SourceUnavailable,
 )
 from controlplane.catalog.models import MetricSource
 from observability import context, metrics, tracing
@@ -58,13 +62,39 @@ def client_for(source: MetricSource, session: requests.Session | None = None) ->
     return PrometheusClient(source.url, timeout=source.timeout, headers=headers, session=session)
 
 
-def claim(rule_ids: Iterable[int], now: datetime) -> str:
-    """Take a lease on the rules no other worker holds; returns the lease's token."""
+def claim(rule_ids: Iterable[int], now: datetime, due_only: bool = False) -> str:
+    """Take a lease on the rules no other worker holds; returns the lease's token.
+
+    With due_only, rules evaluated since they were queued are left alone, so a
+    rule queued twice by beat under load is evaluated once.
+    """
     token = uuid.uuid4().hex
-    AlertRule.objects.filter(pk__in=list(rule_ids), enabled=True).filter(
+    rules = AlertRule.objects.filter(pk__in=list(rule_ids), enabled=True).filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    ).update(claimed_until=now + CLAIM_LEASE, claim_token=token)
+    )
+    if due_only:
+        rules = rules.filter(next_evaluation_at__lte=now)
+    rules.update(claimed_until=now + CLAIM_LEASE, claim_token=token)
     return token
+
+
+class Lease:
+    """Keeps a claim alive while a long batch (a slow source) is evaluated."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.renewed = time.monotonic()
+
+    def renew(self) -> None:
+        if time.monotonic() - self.renewed < CLAIM_LEASE.total_seconds() / 4:
+            return
+        AlertRule.objects.filter(claim_token=self.token).update(
+            claimed_until=timezone.now() + CLAIM_LEASE
+        )
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        AlertRule.objects.filter(claim_token=self.token).update(claimed_until=None, claim_token="")
 
 
 def due_rule_ids(now: datetime, limit: int = 10_000) -> list[int]:
@@ -76,22 +106,23 @@ def due_rule_ids(now: datetime, limit: int = 10_000) -> list[int]:
     )
 
 
-def evaluate_claimed(rule_ids: Iterable[int], at: datetime | None = None) -> list[Outcome]:
+def evaluate_claimed(
+    rule_ids: Iterable[int], at: datetime | None = None, due_only: bool = False
+) -> list[Outcome]:
     """Claim the given rules and evaluate those this worker won, sharing queries.
 
     `at` evaluates at a fixed time (tests and backfills); None means now.
     """
-    now = at or timezone.now()
-    token = claim(rule_ids, timezone.now())
+    lease = Lease(claim(rule_ids, timezone.now(), due_only))
     rules = list(
-        AlertRule.objects.filter(claim_token=token, claimed_until__isnull=False)
+        AlertRule.objects.filter(claim_token=lease.token, claimed_until__isnull=False)
         .select_related("source", "service", "organization")
         .order_by("pk")
     )
     try:
-        return evaluate(rules, now)
+        return evaluate(rules, at or timezone.now(), lease.renew)
     finally:
-        AlertRule.objects.filter(claim_token=token).update(claimed_until=None, claim_token="")
+        lease.release()
 
 
 def _save_states(rules: list[AlertRule]) -> None:
@@ -122,38 +153,71 @@ def _save_states(rules: list[AlertRule]) -> None:
         )
 
 
-def evaluate(rules: list[AlertRule], now: datetime) -> list[Outcome]:
+@dataclass(frozen=True)
+class Answer:
+    samples: list | None
+    error: SourceError | None
+    seconds: float
+
+
+class InternalFailure(SourceError):
+    """Measuring an internal signal raised: a bug, kept to the rules that read it."""
+
+
+# A source that cannot be reached is skipped for the rest of the batch, not asked
+# again per expression: a dead source must not hold the batch for timeout x queries.
+SOURCE_DOWN = (SourceUnavailable, SourceTimeout)
+
+
+def evaluate(
+    rules: list[AlertRule], now: datetime, heartbeat: Callable[[], None] = lambda: None
+) -> list[Outcome]:
     """Evaluate the rules at `now`. Rules sharing source and expression share one query.
 
-    The whole batch is one transaction: a commit per rule would cost a disk flush
-    per rule, the largest part of the engine's time before it was batched.
+    All queries are made first, outside any transaction; then every outcome is
+    written in one transaction (a commit per rule would cost a disk flush per rule).
     """
     groups: dict[tuple, list[AlertRule]] = defaultdict(list)
     for rule in rules:
         scope = rule.source_id if rule.source_id else f"org:{rule.organization_id}"
         groups[(scope, rule.expr.strip())].append(rule)
 
-    outcomes = []
-    source_health: dict[int, str | None] = {}
+    answers: dict[tuple, Answer] = {}
+    down: dict[int, SourceError] = {}
+    answered: set[int] = set()
     clients: dict[int, PrometheusClient] = {}  # one connection per source for the batch
+    for key, group in groups.items():
+        heartbeat()
+        first = group[0]
+        if first.source_id in down:
+            answers[key] = Answer(None, down[first.source_id], 0.0)
+            continue
+        started = time.perf_counter()
+        try:
+            samples, error = _query(first, now, clients), None
+        except SourceError as failure:
+            samples, error = None, failure
+        except Exception as failure:  # a bug in an internal signal
+            logger.exception("measuring %s failed", first.expr)
+            samples, error = None, InternalFailure(f"internal error: {failure}")
+        answers[key] = Answer(samples, error, time.perf_counter() - started)
+        if first.source_id and isinstance(error, SOURCE_DOWN):
+            down[first.source_id] = error
+        elif first.source_id:
+            answered.add(first.source_id)
+
+    outcomes = []
     with transaction.atomic():
-        for group in groups.values():
-            first = group[0]
-            started = time.perf_counter()
-            try:
-                samples, error = _query(first, now, clients), None
-            except SourceError as failure:
-                samples, error = None, failure
-            query_seconds = time.perf_counter() - started
-            if first.source_id and not isinstance(error, BadQuery):
-                source_health[first.source_id] = error.message if error else None
+        for key, group in groups.items():
+            answer = answers[key]
             for rule in group:
-                outcomes.append(_apply(rule, samples, error, now, query_seconds / len(group)))
+                outcomes.append(_apply(rule, answer, now, answer.seconds / len(group)))
         _save_states(rules)
-    # Outside the batch's transaction: every worker touches the same source rows, and
-    # holding their locks to the end of a batch would make the workers take turns.
+    # Outside the batch's transaction: every worker touches the same source rows.
     # Health is wall-clock time even when evaluating at a fixed `now` (tests, backfills).
-    _record_source_health(source_health, timezone.now())
+    health = {source_id: None for source_id in answered}
+    health.update({source_id: error.message for source_id, error in down.items()})
+    _record_source_health(health, timezone.now())
     _publish_firing_gauge()
     return outcomes
 
@@ -166,63 +230,34 @@ def _query(rule: AlertRule, now: datetime, clients: dict[int, PrometheusClient])
     return clients[rule.source_id].query(rule.expr, at=now)
 
 
-def _apply(
-    rule: AlertRule,
-    samples: list | None,
-    error: SourceError | None,
-    now: datetime,
-    query_seconds: float,
-) -> Outcome:
+def _apply(rule: AlertRule, answer: Answer, now: datetime, query_seconds: float) -> Outcome:
     started = time.perf_counter()
     attributes = {
         "alerting.rule.key": rule.key,
         "app.organization.id": str(rule.organization_id),
         "alerting.service": rule.service.slug if rule.service_id else "",
     }
+    opened = resolved = 0
     with (
         context.scope(organization_id=str(rule.organization_id)),
         tracing.span("alerting.evaluate", attributes) as span,
     ):
         previous = states.load_instances(rule.instances)
-        opened = resolved = 0
-        if error is not None:
-            result = "bad_query" if isinstance(error, BadQuery) else "source_error"
-            current, transitions = states.step_unknown(previous, now)
-            rule.state, rule.last_error = AlertRule.State.UNKNOWN, error.message
-            span.set_attribute("alerting.result", result)
-        else:
-            try:
-                breaching = states.breaching(samples, rule.op or None, rule.threshold)
-                keyed = states.by_fingerprint(_identity(rule), breaching)
-            except ValueError as failure:  # duplicate label sets, a bad operator
-                result = "bad_query"
-                current, transitions = states.step_unknown(previous, now)
-                rule.state, rule.last_error = AlertRule.State.UNKNOWN, str(failure)
-            else:
-                result = "ok"
-                current, transitions = states.step(
-                    previous, keyed, now, rule.for_duration, rule.keep_firing_for
-                )
-                rule.state, rule.last_error = states.rule_state(current), ""
-                rule.last_value = _headline(samples)
-            span.set_attribute("alerting.result", result)
+        try:
+            result, current, transitions = _step(rule, answer, previous, now)
             if transitions or _values_changed(previous, current):
-                try:
-                    with transaction.atomic():  # a savepoint: one rule's failure spares the rest
-                        opened, resolved = _act(rule, previous, current, transitions, now)
-                except Exception as failure:
-                    # Keep the old instances: the transitions are tried again next time.
-                    logger.exception("acting on the evaluation of rule %s failed", rule.key)
-                    result, current = "error", dict(previous)
-                    rule.state, rule.last_error = (
-                        AlertRule.State.UNKNOWN,
-                        f"internal error: {failure}",
-                    )
-                    span.set_attribute("alerting.result", result)
-
+                with transaction.atomic():  # a savepoint: one rule's failure spares the rest
+                    opened, resolved = _act(rule, previous, current, transitions, now)
+        except Exception as failure:
+            # Keep the old instances: the transitions are tried again next time.
+            logger.exception("evaluating rule %s failed", rule.key)
+            result, current = "error", dict(previous)
+            rule.state = AlertRule.State.UNKNOWN
+            rule.last_error = f"internal error: {failure}"
+        span.set_attribute("alerting.result", result)
         rule.instances = states.dump_instances(current)
         rule.last_evaluated_at = now
-        rule.next_evaluation_at = timezone.now() + rule.interval
+        rule.next_evaluation_at = timezone.now() + min(rule.interval, LONGEST_INTERVAL)
     metrics.controlplane_rule_evaluations_total.labels(result=result).inc()
     metrics.controlplane_rule_evaluation_duration_seconds.observe(
         time.perf_counter() - started + query_seconds
@@ -230,14 +265,39 @@ def _apply(
     return Outcome(rule.pk, result, query_seconds, opened, resolved)
 
 
-def _identity(rule: AlertRule) -> str:
-    # Alerts of one rule key are one family within an organisation, whoever edits it.
-    return f"{rule.organization_id}/{rule.key}"
+def _step(rule: AlertRule, answer: Answer, previous, now: datetime):
+    """(result, instances, transitions) of one rule; nothing moves on a failure."""
+    if answer.error is not None:
+        if isinstance(answer.error, InternalFailure):
+            result = "error"
+        elif isinstance(answer.error, (BadQuery, QueryFailed)):
+            result = "bad_query"  # the rule's fault, not the source's
+        else:
+            result = "source_error"
+        rule.state, rule.last_error = AlertRule.State.UNKNOWN, answer.error.message
+        return result, *states.step_unknown(previous, now)
+    try:
+        breaching = states.breaching(answer.samples, rule.op or None, rule.threshold)
+        keyed = states.by_fingerprint(rule_identity(rule), breaching)
+    except ValueError as failure:  # duplicate label sets, a bad operator
+        rule.state, rule.last_error = AlertRule.State.UNKNOWN, str(failure)
+        return "bad_query", *states.step_unknown(previous, now)
+    current, transitions = states.step(
+        previous, keyed, now, rule.for_duration, rule.keep_firing_for
+    )
+    rule.state, rule.last_error = states.rule_state(current), ""
+    rule.last_value = _headline(answer.samples)
+    return "ok", current, transitions
+
+
+def rule_identity(rule: AlertRule) -> str:
+    # The rule's id, not its key: renaming a rule must not resolve and reopen its alerts.
+    return f"{rule.organization_id}/rule-{rule.pk}"
 
 
 def _headline(samples: list) -> float | None:
     """The value shown for the rule in lists: the largest sample, if any."""
-    values = [s.value for s in samples if s.value == s.value]  # NaN != NaN
+    values = [s.value for s in samples if not math.isnan(s.value)]
     return max(values) if values else None
 
 

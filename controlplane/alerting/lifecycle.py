@@ -169,23 +169,67 @@ def resolve(alert: Alert, actor: str = SYSTEM_ACTOR, note: str = "", at=None) ->
 def release_ended_silences(now=None) -> int:
     """Alerts whose silence has ended while they still fire become notifiable."""
     now = now or timezone.now()
-    released = 0
-    for alert in (
-        Alert.objects.filter(silenced_by__ends_at__lte=now)
-        .exclude(state=Alert.State.RESOLVED)
-        .select_related("silenced_by")
-    ):
+    ended = Silence.objects.filter(ends_at__lte=now, alerts__isnull=False).distinct()
+    return sum(lift_silence(silence, "silence ended") for silence in ended)
+
+
+def lift_silence(silence: Silence, note: str) -> int:
+    """Make the open alerts this silence covers notifiable again (it ended or is deleted)."""
+    lifted = 0
+    for alert in Alert.objects.filter(silenced_by=silence).exclude(state=Alert.State.RESOLVED):
         with transaction.atomic():
-            if not Alert.objects.filter(pk=alert.pk, silenced_by__isnull=False).update(
-                silenced_by=None
-            ):
+            if not Alert.objects.filter(pk=alert.pk, silenced_by=silence).update(silenced_by=None):
                 continue
+            alert.silenced_by = None
             AlertEvent.objects.create(
                 alert=alert,
                 kind=AlertEvent.Kind.UNSILENCED,
                 actor=SYSTEM_ACTOR,
                 trace_id=tracing.current_trace_id() or "",
+                note=note,
             )
             _send_after_commit(signals.alert_unsilenced, alert, SYSTEM_ACTOR)
-        released += 1
-    return released
+        lifted += 1
+    return lifted
+
+
+def apply_silence(silence: Silence, now=None) -> int:
+    """Silence the open alerts a new or edited silence covers right now."""
+    now = now or timezone.now()
+    if not (silence.starts_at <= now < silence.ends_at):
+        return 0
+    matchers = parse_matchers(silence.matchers)
+    applied = 0
+    open_alerts = (
+        Alert.objects.filter(organization_id=silence.organization_id, silenced_by__isnull=True)
+        .exclude(state=Alert.State.RESOLVED)
+        .select_related("service")
+    )
+    for alert in open_alerts:
+        alert_subject = subject(
+            alert.rule_key, alert.service.slug if alert.service_id else None, alert.labels
+        )
+        if not covers(matchers, alert_subject):
+            continue
+        with transaction.atomic():
+            if Alert.objects.filter(pk=alert.pk, silenced_by__isnull=True).update(
+                silenced_by=silence
+            ):
+                AlertEvent.objects.create(
+                    alert=alert,
+                    kind=AlertEvent.Kind.SILENCED,
+                    actor=SYSTEM_ACTOR,
+                    trace_id=tracing.current_trace_id() or "",
+                    note=f"silence {silence.pk}: {silence.comment}",
+                )
+                applied += 1
+    return applied
+
+
+def retire_rule_alerts(rule: AlertRule, note: str) -> int:
+    """Resolve the open alerts of a rule that was disabled or deleted: nothing will
+    evaluate them again, and an alert nobody can resolve would page forever."""
+    return sum(
+        resolve(alert, actor=SYSTEM_ACTOR, note=note)
+        for alert in Alert.objects.filter(rule=rule).exclude(state=Alert.State.RESOLVED)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -22,6 +23,20 @@ KEY_VALIDATOR = RegexValidator(
 )
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SYSTEM_ACTOR = "system:beat"
+# Upper bounds that keep schedules meaningful (and date arithmetic finite).
+LONGEST_FOR = timedelta(days=30)
+LONGEST_INTERVAL = timedelta(days=1)
+
+
+def contains_nul(value) -> bool:
+    """PostgreSQL refuses NUL in text and jsonb: find it before the database does."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(contains_nul(v) for v in value)
+    return False
 
 
 class Severity(models.TextChoices):
@@ -134,6 +149,17 @@ class AlertRule(models.Model):
             errors.setdefault("keep_firing_for", []).append("keep_firing_for cannot be negative.")
         if self.interval is not None and self.interval < timedelta(seconds=1):
             errors.setdefault("interval", []).append("The interval must be at least 1s.")
+        if self.interval is not None and self.interval > LONGEST_INTERVAL:
+            errors.setdefault("interval", []).append("The interval can be at most 1d.")
+        for field in ("for_duration", "keep_firing_for"):
+            value = getattr(self, field)
+            if value is not None and value > LONGEST_FOR:
+                errors.setdefault(field, []).append("This can be at most 30d.")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            errors.setdefault("threshold", []).append("The threshold must be a finite number.")
+        for field in ("key", "name", "expr", "labels", "annotations"):
+            if contains_nul(getattr(self, field)):
+                errors.setdefault(field, []).append("It contains a NUL character.")
         if self.op and self.threshold is None:
             errors.setdefault("threshold", []).append(
                 f"The comparison {self.op} needs a threshold."
@@ -306,6 +332,8 @@ class Silence(models.Model):
             parse_matchers(self.matchers)
         except MatcherError as error:
             errors["matchers"] = str(error)
+        if contains_nul(self.matchers) or contains_nul(self.comment):
+            errors["matchers"] = "The silence contains a NUL character."
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "A silence must end after it starts."
         if errors:

@@ -219,10 +219,15 @@ class PrometheusClient:
             return SourceUnavailable(
                 f"{where} cannot check queries: /api/v1/format_query needs Prometheus 2.38 or later"
             )
-        snippet = " ".join(response.text[:200].split())
+        # Never quote the body: a source URL pointed at some other internal service
+        # must not turn rule checks into a way of reading that service's pages.
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0][:60]
         if response.ok:
-            return SourceUnavailable(f"{where} answered something that is not its API: {snippet!r}")
-        return SourceUnavailable(f"{where} answered HTTP {response.status_code}: {snippet!r}")
+            return SourceUnavailable(
+                f"{where} answered something that is not its API ({kind}, "
+                f"HTTP {response.status_code})"
+            )
+        return SourceUnavailable(f"{where} answered HTTP {response.status_code} ({kind})")
 
     # Reading the answer: every shape is checked before it is trusted.
 
@@ -249,18 +254,21 @@ class PrometheusClient:
 
     def _point(self, point: Any) -> tuple[float, float]:
         if not isinstance(point, list) or len(point) != 2:
-            raise self._unexpected(f"{point!r} is not a [timestamp, value] pair")
+            raise self._unexpected(f"{_short(point)} is not a [timestamp, value] pair")
         timestamp, value = point
         if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
-            raise self._unexpected(f"timestamp {timestamp!r} is not a number")
+            raise self._unexpected(f"timestamp {_short(timestamp)} is not a number")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self._unexpected(f"value {value!r} is not a number")
+            raise self._unexpected(f"value {_short(value)} is not a number")
         try:
             # float() reads Prometheus' "NaN", "+Inf" and "-Inf" as they are meant.
             number = float(value)
-        except ValueError:
-            raise self._unexpected(f"value {value!r} is not a number") from None
-        return float(timestamp), number
+        except (ValueError, OverflowError):  # OverflowError: a 400-digit JSON integer
+            raise self._unexpected(f"value {_short(value)} is not a number") from None
+        try:
+            return float(timestamp), number
+        except OverflowError:
+            raise self._unexpected(f"timestamp {_short(timestamp)} is not a number") from None
 
     def _sample(self, element: dict) -> Sample:
         timestamp, value = self._point(element.get("value"))
@@ -271,6 +279,11 @@ class PrometheusClient:
         if not isinstance(values, list):
             raise self._unexpected("a series has no values")
         return Series(self._labels(element), tuple(self._point(point) for point in values))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _unix(at: Instant) -> str:

@@ -213,3 +213,82 @@ def test_evaluation_state_writes_take_a_bounded_number_of_queries(
     assert (
         AlertRule.objects.filter(key__startswith="r", last_evaluated_at__isnull=False).count() == 30
     )
+
+
+def test_a_dead_source_is_asked_once_per_batch(org, source, fake):
+    rules = [
+        AlertRule.objects.create(
+            organization=org, key=f"q{i}", name="q", source=source, expr=f"queue_depth > {i}"
+        )
+        for i in range(5)
+    ]
+    fake.reply = fake.raw(503, b"down", "text/plain")
+
+    outcomes = evaluation.evaluate_claimed([r.pk for r in rules])
+
+    assert [o.result for o in outcomes] == ["source_error"] * 5
+    assert len(fake.requests) == 1
+    assert all(r.state == "unknown" for r in AlertRule.objects.filter(pk__in=[r.pk for r in rules]))
+
+
+def test_one_broken_rule_does_not_stop_the_others(org, rule, fake):
+    # Saved around clean(), e.g. by an older release: evaluation must survive it.
+    broken = AlertRule.objects.create(
+        organization=org,
+        key="broken",
+        name="broken",
+        expr="alerts.firing",
+        interval=timedelta(days=9000 * 365),  # now + this overflows a datetime
+    )
+    fake.answer(200, vector(sample(5, queue="mail")))
+
+    outcomes = {o.rule_id: o.result for o in evaluation.evaluate_claimed([rule.pk, broken.pk])}
+
+    assert outcomes == {rule.pk: "ok", broken.pk: "ok"}
+    broken.refresh_from_db()
+    assert broken.next_evaluation_at < timezone.now() + timedelta(days=2)
+    assert Alert.objects.filter(rule=rule).exists()
+
+
+def test_renaming_a_rule_keeps_its_open_alerts(fake, rule):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    evaluate(rule)
+    alert = Alert.objects.get(rule=rule)
+
+    rule.key = "queue.depth.mail"
+    rule.save()
+    evaluate(rule)
+
+    assert list(Alert.objects.filter(rule=rule).values_list("pk", "state")) == [
+        (alert.pk, "firing")
+    ]
+
+
+def test_a_rule_already_evaluated_is_skipped_when_queued_again(rule, fake):
+    fake.answer(200, vector(sample(1, queue="mail")))
+    assert len(evaluation.evaluate_claimed([rule.pk], due_only=True)) == 1
+
+    # A second task for the same tick (beat re-queued it under load) does nothing.
+    assert evaluation.evaluate_claimed([rule.pk], due_only=True) == []
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("interval", timedelta(days=2), "at most 1d"),
+        ("for_duration", timedelta(days=31), "at most 30d"),
+        ("keep_firing_for", timedelta(days=31), "at most 30d"),
+        ("threshold", float("inf"), "finite"),
+        ("labels", {"team": "a\x00b"}, "NUL"),
+    ],
+)
+def test_rule_bounds_are_checked_at_save(org, field, value, message):
+    from django.core.exceptions import ValidationError
+
+    rule = AlertRule(
+        organization=org, key="bounded", name="b", expr="alerts.firing", op=">", threshold=1
+    )
+    setattr(rule, field, value)
+    with pytest.raises(ValidationError, match=message):
+        rule.full_clean()

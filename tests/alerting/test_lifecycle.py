@@ -186,3 +186,58 @@ def test_resolved_alert_after_silence_ends_is_not_released(rule, org):
     Silence.objects.filter(pk=silence.pk).update(ends_at=now - timedelta(seconds=1))
 
     assert lifecycle.release_ended_silences() == 0
+
+
+def test_a_silence_created_while_an_alert_fires_silences_it(rule, org):
+    alert, _ = open_one(rule)
+    now = timezone.now()
+
+    silence = Silence.objects.create(
+        organization=org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[{"name": "queue", "op": "=", "value": "mail"}],
+        comment="mail relay work",
+    )
+
+    alert.refresh_from_db()
+    assert alert.silenced_by == silence
+    assert alert.events.last().kind == AlertEvent.Kind.SILENCED
+
+
+def test_deleting_a_silence_makes_its_alerts_notifiable(
+    rule, org, heard, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    silence = Silence.objects.create(
+        organization=org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[{"name": "rule", "op": "=", "value": "queue.depth"}],
+        comment="maintenance",
+    )
+    alert, _ = open_one(rule)
+    assert alert.silenced_by == silence
+
+    with django_capture_on_commit_callbacks(execute=True):
+        silence.delete()
+
+    alert.refresh_from_db()
+    assert alert.silenced_by is None
+    assert alert.events.last().kind == AlertEvent.Kind.UNSILENCED
+    assert ("unsilenced", alert.pk, "system:beat") in heard
+
+
+@pytest.mark.parametrize("how", ["disable", "delete"])
+def test_a_disabled_or_deleted_rule_resolves_its_alerts(rule, how):
+    alert, _ = open_one(rule)
+
+    if how == "disable":
+        rule.enabled = False
+        rule.save()
+    else:
+        rule.delete()
+
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert alert.events.last().note == f"rule {how}d"

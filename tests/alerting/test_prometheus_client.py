@@ -275,7 +275,12 @@ def test_buildinfo(fake, client):
 @pytest.mark.parametrize(
     ("status", "body", "content_type", "message"),
     [
-        (200, b"<html><body>Login</body></html>", "text/html", "not its API: '<html><body>Login"),
+        (
+            200,
+            b"<html><body>Login</body></html>",
+            "text/html",
+            r"not its API \(text/html, HTTP 200\)",
+        ),
         (503, b"<html>Service Unavailable</html>", "text/html", "HTTP 503"),
         (502, b"", "text/plain", "HTTP 502"),
         (
@@ -294,6 +299,24 @@ def test_buildinfo(fake, client):
 def test_garbage_is_source_unavailable(fake, client, status, body, content_type, message):
     fake.reply = fake.raw(status, body, content_type)
     with pytest.raises(SourceUnavailable, match=message):
+        client.query("up")
+
+
+def test_the_body_of_a_foreign_answer_is_never_quoted(fake, client):
+    # A source URL aimed at another internal service must not become a way to read it.
+    fake.reply = fake.raw(200, b"<html>secret-internal-page</html>", "text/html")
+    with pytest.raises(SourceUnavailable) as raised:
+        client.query("up")
+    assert "secret" not in raised.value.message
+
+
+def test_an_overflowing_number_is_a_source_error(fake, client):
+    fake.reply = fake.raw(
+        200,
+        b'{"status": "success", "data": {"resultType": "vector", "result": '
+        b'[{"metric": {}, "value": [1, ' + b"9" * 400 + b"]}]}}",
+    )
+    with pytest.raises(SourceUnavailable, match="not a"):
         client.query("up")
 
 

@@ -10,140 +10,407 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('runbooks', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("runbooks", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule_key', models.CharField(max_length=100)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('state', models.CharField(choices=[('firing', 'Firing'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], default='firing', max_length=16)),
-                ('severity', models.CharField(choices=[('critical', 'Critical'), ('warning', 'Warning'), ('info', 'Info')], max_length=16)),
-                ('value', models.FloatField(blank=True, null=True)),
-                ('labels', models.JSONField(default=dict)),
-                ('annotations', models.JSONField(default=dict)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('trace_id', models.CharField(blank=True, max_length=32)),
-                ('span_id', models.CharField(blank=True, max_length=16)),
-                ('audit', models.JSONField(default=dict, help_text='organisation, service, rule, actor, request id')),
-                ('actor', models.CharField(default='system:beat', max_length=100)),
-                ('is_test', models.BooleanField(default=False)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='catalog.organization')),
-                ('service', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='catalog.service')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rule_key", models.CharField(max_length=100)),
+                ("fingerprint", models.CharField(max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("firing", "Firing"),
+                            ("acknowledged", "Acknowledged"),
+                            ("resolved", "Resolved"),
+                        ],
+                        default="firing",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("critical", "Critical"),
+                            ("warning", "Warning"),
+                            ("info", "Info"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("value", models.FloatField(blank=True, null=True)),
+                ("labels", models.JSONField(default=dict)),
+                ("annotations", models.JSONField(default=dict)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("trace_id", models.CharField(blank=True, max_length=32)),
+                ("span_id", models.CharField(blank=True, max_length=16)),
+                (
+                    "audit",
+                    models.JSONField(
+                        default=dict, help_text="organisation, service, rule, actor, request id"
+                    ),
+                ),
+                ("actor", models.CharField(default="system:beat", max_length=100)),
+                ("is_test", models.BooleanField(default=False)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alerts",
+                        to="catalog.organization",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="alerts",
+                        to="catalog.service",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='AlertEvent',
+            name="AlertEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('kind', models.CharField(choices=[('opened', 'Opened (firing)'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved'), ('silenced', 'Silenced'), ('unsilenced', 'Silence ended while firing'), ('source_unknown', 'Source failing: kept firing')], max_length=16)),
-                ('actor', models.CharField(max_length=100)),
-                ('trace_id', models.CharField(blank=True, max_length=32)),
-                ('note', models.TextField(blank=True)),
-                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='alerting.alert')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("opened", "Opened (firing)"),
+                            ("acknowledged", "Acknowledged"),
+                            ("resolved", "Resolved"),
+                            ("silenced", "Silenced"),
+                            ("unsilenced", "Silence ended while firing"),
+                            ("source_unknown", "Source failing: kept firing"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("actor", models.CharField(max_length=100)),
+                ("trace_id", models.CharField(blank=True, max_length=32)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="alerting.alert",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='AlertRule',
+            name="AlertRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9._-]{0,99}$', 'Use lowercase letters, digits, dots, dashes and underscores, e.g. api.5xx.')])),
-                ('name', models.CharField(max_length=200)),
-                ('severity', models.CharField(choices=[('critical', 'Critical'), ('warning', 'Warning'), ('info', 'Info')], default='warning', max_length=16)),
-                ('expr', models.TextField(help_text="PromQL for a source; the signal's name for an internal signal.", verbose_name='expression')),
-                ('op', models.CharField(blank=True, choices=[('>', '>'), ('>=', '>='), ('<', '<'), ('<=', '<='), ('==', '=='), ('!=', '!=')], help_text='Empty: every series the expression returns is breaching.', max_length=2, verbose_name='comparison')),
-                ('threshold', models.FloatField(blank=True, null=True)),
-                ('for_duration', models.DurationField(default=datetime.timedelta(0), verbose_name='for')),
-                ('keep_firing_for', models.DurationField(default=datetime.timedelta(0))),
-                ('interval', models.DurationField(default=datetime.timedelta(seconds=60), verbose_name='evaluation interval')),
-                ('labels', models.JSONField(blank=True, default=dict)),
-                ('annotations', models.JSONField(blank=True, default=dict, help_text='{"summary": "…", "description": "…"} templates')),
-                ('enabled', models.BooleanField(default=True)),
-                ('builtin', models.BooleanField(default=False, editable=False)),
-                ('verification', models.CharField(choices=[('verified', 'Checked by its source'), ('unverified', 'Not checked: the source could not be reached'), ('internal', 'Internal signal')], default='unverified', max_length=16)),
-                ('verification_note', models.TextField(blank=True, editable=False)),
-                ('state', models.CharField(choices=[('inactive', 'Inactive'), ('pending', 'Pending'), ('firing', 'Firing'), ('unknown', 'Unknown (source failing)')], default='inactive', editable=False, max_length=16)),
-                ('instances', models.JSONField(default=list, editable=False)),
-                ('last_value', models.FloatField(blank=True, editable=False, null=True)),
-                ('last_error', models.TextField(blank=True, editable=False)),
-                ('last_evaluated_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('next_evaluation_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('claimed_until', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('claim_token', models.CharField(blank=True, db_index=True, editable=False, max_length=32)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alert_rules', to='catalog.organization')),
-                ('runbook', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rules', to='runbooks.runbook')),
-                ('service', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rules', to='catalog.service')),
-                ('source', models.ForeignKey(blank=True, help_text='Leave empty to read an internal signal instead of PromQL.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='rules', to='catalog.metricsource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        max_length=100,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9._-]{0,99}$",
+                                "Use lowercase letters, digits, dots, dashes and underscores, e.g. api.5xx.",
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("critical", "Critical"),
+                            ("warning", "Warning"),
+                            ("info", "Info"),
+                        ],
+                        default="warning",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "expr",
+                    models.TextField(
+                        help_text="PromQL for a source; the signal's name for an internal signal.",
+                        verbose_name="expression",
+                    ),
+                ),
+                (
+                    "op",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            (">", ">"),
+                            (">=", ">="),
+                            ("<", "<"),
+                            ("<=", "<="),
+                            ("==", "=="),
+                            ("!=", "!="),
+                        ],
+                        help_text="Empty: every series the expression returns is breaching.",
+                        max_length=2,
+                        verbose_name="comparison",
+                    ),
+                ),
+                ("threshold", models.FloatField(blank=True, null=True)),
+                (
+                    "for_duration",
+                    models.DurationField(default=datetime.timedelta(0), verbose_name="for"),
+                ),
+                ("keep_firing_for", models.DurationField(default=datetime.timedelta(0))),
+                (
+                    "interval",
+                    models.DurationField(
+                        default=datetime.timedelta(seconds=60), verbose_name="evaluation interval"
+                    ),
+                ),
+                ("labels", models.JSONField(blank=True, default=dict)),
+                (
+                    "annotations",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='{"summary": "…", "description": "…"} templates',
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("builtin", models.BooleanField(default=False, editable=False)),
+                (
+                    "verification",
+                    models.CharField(
+                        choices=[
+                            ("verified", "Checked by its source"),
+                            ("unverified", "Not checked: the source could not be reached"),
+                            ("internal", "Internal signal"),
+                        ],
+                        default="unverified",
+                        max_length=16,
+                    ),
+                ),
+                ("verification_note", models.TextField(blank=True, editable=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("inactive", "Inactive"),
+                            ("pending", "Pending"),
+                            ("firing", "Firing"),
+                            ("unknown", "Unknown (source failing)"),
+                        ],
+                        default="inactive",
+                        editable=False,
+                        max_length=16,
+                    ),
+                ),
+                ("instances", models.JSONField(default=list, editable=False)),
+                ("last_value", models.FloatField(blank=True, editable=False, null=True)),
+                ("last_error", models.TextField(blank=True, editable=False)),
+                ("last_evaluated_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "next_evaluation_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("claimed_until", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "claim_token",
+                    models.CharField(blank=True, db_index=True, editable=False, max_length=32),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_rules",
+                        to="catalog.organization",
+                    ),
+                ),
+                (
+                    "runbook",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rules",
+                        to="runbooks.runbook",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rules",
+                        to="catalog.service",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Leave empty to read an internal signal instead of PromQL.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="rules",
+                        to="catalog.metricsource",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['organization', 'key'],
+                "ordering": ["organization", "key"],
             },
         ),
         migrations.AddField(
-            model_name='alert',
-            name='rule',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='alerting.alertrule'),
+            model_name="alert",
+            name="rule",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="alerts",
+                to="alerting.alertrule",
+            ),
         ),
         migrations.CreateModel(
-            name='Silence',
+            name="Silence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('matchers', models.JSONField(default=list, help_text='[{"name": "rule", "op": "=", "value": "api.5xx"}] — names: rule, service or any label; ops: = != =~ !~')),
-                ('starts_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ends_at', models.DateTimeField()),
-                ('comment', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='silences', to='catalog.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "matchers",
+                    models.JSONField(
+                        default=list,
+                        help_text='[{"name": "rule", "op": "=", "value": "api.5xx"}] — names: rule, service or any label; ops: = != =~ !~',
+                    ),
+                ),
+                ("starts_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ends_at", models.DateTimeField()),
+                ("comment", models.TextField()),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="silences",
+                        to="catalog.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-starts_at'],
+                "ordering": ["-starts_at"],
             },
         ),
         migrations.AddField(
-            model_name='alert',
-            name='silenced_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='alerting.silence'),
+            model_name="alert",
+            name="silenced_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="alerts",
+                to="alerting.silence",
+            ),
         ),
         migrations.AddIndex(
-            model_name='alertrule',
-            index=models.Index(fields=['enabled', 'next_evaluation_at'], name='rule_due'),
+            model_name="alertrule",
+            index=models.Index(fields=["enabled", "next_evaluation_at"], name="rule_due"),
         ),
         migrations.AddConstraint(
-            model_name='alertrule',
-            constraint=models.UniqueConstraint(fields=('organization', 'key'), name='rule_key_per_org'),
+            model_name="alertrule",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "key"), name="rule_key_per_org"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alertrule',
-            constraint=models.CheckConstraint(condition=models.Q(('for_duration__gte', datetime.timedelta(0)), ('keep_firing_for__gte', datetime.timedelta(0)), ('interval__gte', datetime.timedelta(seconds=1))), name='rule_durations_not_negative'),
+            model_name="alertrule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("for_duration__gte", datetime.timedelta(0)),
+                    ("keep_firing_for__gte", datetime.timedelta(0)),
+                    ("interval__gte", datetime.timedelta(seconds=1)),
+                ),
+                name="rule_durations_not_negative",
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['organization', 'state', '-started_at'], name='alert_list'),
+            model_name="alert",
+            index=models.Index(fields=["organization", "state", "-started_at"], name="alert_list"),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'resolved'), _negated=True), fields=('organization', 'fingerprint'), name='one_open_alert_per_fingerprint'),
+            model_name="alert",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "resolved"), _negated=True),
+                fields=("organization", "fingerprint"),
+                name="one_open_alert_per_fingerprint",
+            ),
         ),
     ]
