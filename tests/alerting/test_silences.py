@@ -41,3 +41,9 @@ def test_matchers(matchers, expected):
 def test_bad_matchers_are_refused_clearly(data, message):
     with pytest.raises(MatcherError, match=message):
         parse_matchers(data)
+
+
+def test_a_backtracking_pattern_matches_in_linear_time():
+    # Python's re takes exponential time on this; RE2, like Alertmanager's, does not.
+    [matcher] = parse_matchers([{"name": "instance", "op": "=~", "value": "(a+)+$"}])
+    assert not matcher.matches({"instance": "a" * 50_000 + "b"})
