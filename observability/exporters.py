@@ -1,4 +1,4 @@
-"""Span exporters of our own: finished spans as JSON log lines (the demo's trace sink)."""
+"""Span exporters of our own: finished spans as JSON log lines, a trace sink with no collector."""
 
 from __future__ import annotations
 

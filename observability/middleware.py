@@ -16,6 +16,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from observability import context, metrics, options, tracing
 from observability.logging import LOG_IDS_ATTRIBUTE
+from observability.routes import route_template
 
 SPAN_NAME = "http.request"
 TRACE_ID_HEADER = "X-Trace-Id"
@@ -112,7 +113,7 @@ class ObservabilityMiddleware:
         started: float,
     ) -> None:
         match = getattr(request, "resolver_match", None)
-        route = match.route if match is not None else UNMATCHED_ROUTE
+        route = route_template(match.route or "") if match is not None else UNMATCHED_ROUTE
         user_id = authenticated_user_id(request)
         if user_id is not None:
             context.bind(user_id=user_id)

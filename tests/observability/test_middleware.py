@@ -138,11 +138,29 @@ def test_span_attributes_use_the_route_template(client, spans):
     client.get("/items/42/")
 
     attributes = server_span(spans).attributes
-    assert attributes["http.route"] == "items/<int:pk>/"
+    assert attributes["http.route"] == "items/<pk>/"
     assert attributes["http.request.method"] == "GET"
     assert attributes["http.response.status_code"] == 200
     assert "enduser.id" not in attributes
     assert "app.organization.id" not in attributes
+
+
+def test_a_router_route_is_named_as_a_template_not_a_regex(client, spans):
+    # DRF's routers declare `^rules/(?P<key>[^/.]+)/$`; Django reports it as written.
+    counted = _count({"http_route": "api/rules/<key>/"})
+
+    response = client.get("/api/rules/api-5xx/")
+
+    assert response.json() == {"key": "api-5xx"}
+    assert server_span(spans).attributes["http.route"] == "api/rules/<key>/"
+    assert _count({"http_route": "api/rules/<key>/"}) == counted + 1
+
+
+def test_a_regex_route_loses_its_anchors_and_escapes(client, spans):
+    response = client.get("/feeds/releases.xml")
+
+    assert response.content == b"<feed>releases</feed>"
+    assert server_span(spans).attributes["http.route"] == "feeds/<name>.xml"
 
 
 def test_unmatched_paths_share_one_route(client, spans):
@@ -240,11 +258,25 @@ def _series(name: str) -> dict[tuple, float]:
     }
 
 
-def test_a_thousand_ids_make_one_series(client):
+def _count(wanted: dict[str, str]) -> float:
+    """Requests counted so far in the series whose labels include `wanted`."""
+    return sum(
+        value
+        for labels, value in _series("http_server_request_duration_seconds_count").items()
+        if set(wanted.items()) <= set(labels)
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/items/{}/", "items/<pk>/"), ("/api/rules/rule-{}/", "api/rules/<key>/")],
+    ids=["path", "router"],
+)
+def test_a_thousand_ids_make_one_series(client, path, route):
     before = _series("http_server_request_duration_seconds_count")
 
     for pk in range(1000):
-        client.get(f"/items/{pk}/")
+        client.get(path.format(pk))
 
     after = _series("http_server_request_duration_seconds_count")
     new = {labels: after[labels] - before.get(labels, 0) for labels in after}
@@ -253,7 +285,7 @@ def test_a_thousand_ids_make_one_series(client):
         (
             ("http_request_method", "GET"),
             ("http_response_status_code", "200"),
-            ("http_route", "items/<int:pk>/"),
+            ("http_route", route),
         ): 1000
     }
 

@@ -14,9 +14,10 @@ from django.http import (
     JsonResponse,
 )
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
 
 from observability import context
 from observability.jobs import job_run
@@ -47,6 +48,10 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 def item(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse(f"item {pk}")
+
+
+def feed(request: HttpRequest, name: str) -> HttpResponse:
+    return HttpResponse(f"<feed>{name}</feed>", content_type="application/xml")
 
 
 def logs(request: HttpRequest) -> HttpResponse:
@@ -88,3 +93,14 @@ class Whoami(APIView):
 
     def get(self, request):
         return Response({"id": request.user.pk})
+
+
+class RuleViewSet(ViewSet):
+    """A router's detail route: a regular expression with a named group."""
+
+    lookup_field = "key"
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def retrieve(self, request, key=None):
+        return Response({"key": key})
