@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import zoneinfo
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
+
+# The database backends this project is built and tested for (psycopg 3 and SQLite).
+DATABASE_SCHEMES = ("postgres", "postgresql", "pgsql", "sqlite")
+DATABASE_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 
 
 def string(name: str, default: str = "") -> str:
@@ -54,11 +59,19 @@ def string_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _split(name: str, raw: str) -> SplitResult:
+    try:
+        return urlsplit(raw)
+    except ValueError as error:
+        # e.g. an unbalanced IPv6 bracket, as in http://[::1
+        raise ImproperlyConfigured(f"{name} is not a valid URL: {error}") from None
+
+
 def url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
     raw = string(name, default)
     if not raw:
         return ""
-    parts = urlsplit(raw)
+    parts = _split(name, raw)
     if parts.scheme not in schemes or not parts.netloc:
         allowed = ", ".join(f"{s}://" for s in schemes)
         raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed}, got {raw!r}")
@@ -69,18 +82,25 @@ def database(name: str, default_sqlite: Path) -> dict:
     raw = string(name)
     if not raw:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite)}
+    # Never echo the URL itself: it usually carries the password.
+    scheme = _split(name, raw).scheme
+    allowed = ", ".join(f"{s}://" for s in DATABASE_SCHEMES)
+    if scheme not in DATABASE_SCHEMES:
+        raise ImproperlyConfigured(f"{name} must start with {allowed}, got {scheme or '?'}://…")
     try:
         config = dj_database_url.parse(raw, conn_max_age=60)
     except (ValueError, KeyError) as error:
-        raise ImproperlyConfigured(f"{name} is not a database URL we understand: {error}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} is not a database URL we understand: {raw!r}")
+        raise ImproperlyConfigured(
+            f"{name} is not a database URL we understand ({type(error).__name__})"
+        ) from None
+    if config.get("ENGINE") not in DATABASE_ENGINES:
+        raise ImproperlyConfigured(f"{name} must start with {allowed}, got {scheme}://…")
     return config
 
 
 def broker(name: str, default: str) -> str:
     raw = string(name, default)
-    scheme = urlsplit(raw).scheme
+    scheme = _split(name, raw).scheme
     if scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory"}:
         raise ImproperlyConfigured(
             f"{name} must be a redis://, amqp:// or filesystem:// URL, got {raw!r}"
@@ -122,7 +142,7 @@ def email(name: str) -> dict:
         return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
     if raw.startswith("locmem"):
         return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
-    parts = urlsplit(raw)
+    parts = _split(name, raw)
     if parts.scheme not in {"smtp", "smtp+tls", "smtps"} or not parts.hostname:
         raise ImproperlyConfigured(
             f"{name} must look like smtp://user:password@host:port (or smtp+tls://, smtps://, "
@@ -141,3 +161,29 @@ def email(name: str) -> dict:
         "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
         "EMAIL_USE_SSL": parts.scheme == "smtps",
     }
+
+
+def time_zone(name: str, default: str) -> str:
+    """An IANA time zone name such as Europe/Paris, checked against the tz database."""
+    raw = string(name) or default
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (KeyError, ValueError, OSError):
+        # KeyError: unknown name; ValueError: not a key ("../x"); OSError: a directory.
+        raise ImproperlyConfigured(
+            f"{name} must be a time zone name such as UTC or Europe/Paris, got {raw!r}"
+        ) from None
+    return raw
+
+
+def directory(name: str) -> str:
+    """An existing, writable directory, or "" when the variable is unset."""
+    raw = string(name)
+    if not raw:
+        return ""
+    path = Path(raw)
+    if not path.is_dir():
+        raise ImproperlyConfigured(f"{name} must be an existing directory, got {raw!r}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ImproperlyConfigured(f"{name} must be a directory this process can write: {raw!r}")
+    return raw

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "observability.middleware.ObservabilityMiddleware",
+    "controlplane.middleware.RejectNulBytes",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,7 +81,7 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = env.string("TIME_ZONE", "UTC")
+TIME_ZONE = env.time_zone("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -148,6 +149,10 @@ OBSERVABILITY = {
     "REQUEST_ID_HEADER": "X-Request-Id",
 }
 TRACE_URL_TEMPLATE = env.trace_url_template("TRACE_URL_TEMPLATE")
+
+# prometheus_client reads it from the environment itself; checked here so a typo
+# stops the start instead of failing the first metric write.
+PROMETHEUS_MULTIPROC_DIR = env.directory("PROMETHEUS_MULTIPROC_DIR")
 
 LOG_LEVEL = env.string("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from controlplane import views
+from controlplane.api.errors import endpoint_not_found
 
 admin.site.site_header = "Observability control plane"
 admin.site.site_title = "Control plane admin"
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("controlplane.api.urls")),
+    # Other API versions, or none: JSON too, also with DEBUG on.
+    re_path(r"^api/", endpoint_not_found),
     path("runbooks/", include("runbooks.urls")),
     path("alerts/", include("controlplane.alerting.urls")),
     path("", include("observability.urls")),

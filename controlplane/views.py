@@ -6,7 +6,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from controlplane.api.errors import json_error
+from controlplane.api.errors import json_error, no_endpoint_message
 from controlplane.catalog import tenancy
 from controlplane.tasks import probe
 
@@ -43,7 +43,7 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def not_found(request: HttpRequest, exception=None) -> HttpResponse:
     if _wants_json(request):
-        return json_error(404, f"No API endpoint at {request.path}. See /api/v1/docs/.")
+        return json_error(404, no_endpoint_message(request.path))
     return render(request, "404.html", status=404)
 
 
@@ -53,7 +53,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return render(request, "500.html", status=500)
 
 
-def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+def bad_request(request: HttpRequest, exception=None, reason: str = "") -> HttpResponse:
+    # Django's own exceptions stay unsaid: their text may describe internals.
     if _wants_json(request):
-        return json_error(400, "Bad request.")
-    return render(request, "400.html", status=400)
+        return json_error(400, reason or "Bad request.")
+    return render(request, "400.html", {"reason": reason}, status=400)

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.catalog.models import Organization
+from controlplane.catalog.validators import contains_nul
 from runbooks import rendering
 from runbooks.content import content_digest, is_slug, normalize_body
 
@@ -102,6 +103,12 @@ class Runbook(models.Model):
 
     def clean(self) -> None:
         errors = {}
+        # PostgreSQL cannot store NUL; a file synced from disk may well carry one.
+        for field in ("slug", "title", "summary", "body", "owner", "tags"):
+            if contains_nul(getattr(self, field)):
+                errors[field] = "It contains a NUL character, which cannot be stored."
+        if errors:
+            raise ValidationError(errors)
         if self.slug and not is_slug(self.slug):
             errors["slug"] = "Use lowercase letters, digits and single hyphens, e.g. api-5xx."
         if not (self.title or "").strip():

@@ -29,6 +29,12 @@ def start(**variables) -> subprocess.CompletedProcess:
         ("EMAIL_URL", "pop3://mail"),
         ("API_PAGE_SIZE", "fifty"),
         ("LOG_LEVEL", "LOUD"),
+        ("TIME_ZONE", "Mars/Olympus_Mons"),
+        ("TIME_ZONE", "Europe"),
+        ("DATABASE_URL", "mysql2://user:pw@db.example/controlplane"),
+        ("DATABASE_URL", "postgres://[::1/controlplane"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/metrics"),
+        ("SITE_URL", "http://[::1"),
     ],
 )
 def test_malformed_value_stops_the_start_naming_the_variable(name, value):
@@ -37,6 +43,54 @@ def test_malformed_value_stops_the_start_naming_the_variable(name, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.splitlines()[-1]
+
+
+def test_database_url_password_is_not_echoed():
+    result = start(DATABASE_URL="mysql2://user:hunter2-secret@db.example/controlplane")
+
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr.splitlines()[-1]
+    assert "hunter2-secret" not in result.stderr
+
+
+def test_time_zone_is_checked(monkeypatch):
+    monkeypatch.setenv("TIME_ZONE_T", "Europe/Paris")
+    assert env.time_zone("TIME_ZONE_T", "UTC") == "Europe/Paris"
+    monkeypatch.setenv("TIME_ZONE_T", "")
+    assert env.time_zone("TIME_ZONE_T", "UTC") == "UTC"
+    for bad in ("Nowhere/City", "../etc/passwd", "/etc/localtime", "Europe"):
+        monkeypatch.setenv("TIME_ZONE_T", bad)
+        with pytest.raises(ImproperlyConfigured, match="TIME_ZONE_T"):
+            env.time_zone("TIME_ZONE_T", "UTC")
+
+
+def test_database_url_takes_postgresql_and_sqlite_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL_T", "postgres://u:p@127.0.0.1:5432/db")
+    assert env.database("DATABASE_URL_T", tmp_path / "x")["ENGINE"].endswith("postgresql")
+    monkeypatch.setenv("DATABASE_URL_T", f"sqlite:///{tmp_path}/db.sqlite3")
+    assert env.database("DATABASE_URL_T", tmp_path / "x")["ENGINE"].endswith("sqlite3")
+    for bad in ("mysql://u:p@h/db", "postgis://u:p@h/db", "oracle://u:p@h/db", "h/db"):
+        monkeypatch.setenv("DATABASE_URL_T", bad)
+        with pytest.raises(ImproperlyConfigured, match="DATABASE_URL_T must start with"):
+            env.database("DATABASE_URL_T", tmp_path / "x")
+
+
+def test_multiprocess_directory_must_exist_and_be_a_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("MULTIPROC_T", raising=False)
+    assert env.directory("MULTIPROC_T") == ""
+    monkeypatch.setenv("MULTIPROC_T", str(tmp_path))
+    assert env.directory("MULTIPROC_T") == str(tmp_path)
+    (tmp_path / "file").write_text("")
+    for bad in (tmp_path / "missing", tmp_path / "file"):
+        monkeypatch.setenv("MULTIPROC_T", str(bad))
+        with pytest.raises(ImproperlyConfigured, match="MULTIPROC_T must be an existing directory"):
+            env.directory("MULTIPROC_T")
+
+
+def test_well_formed_time_zone_and_multiprocess_directory_start(tmp_path):
+    result = start(TIME_ZONE="Europe/Paris", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
 
 
 def test_secret_key_is_required_without_debug():

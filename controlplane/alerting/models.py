@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from controlplane.alerting import templates
 from controlplane.alerting.states import OPERATORS
+from controlplane.catalog.validators import contains_nul
 
 KEY_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]{0,99}$",
@@ -26,17 +27,6 @@ SYSTEM_ACTOR = "system:beat"
 # Upper bounds that keep schedules meaningful (and date arithmetic finite).
 LONGEST_FOR = timedelta(days=30)
 LONGEST_INTERVAL = timedelta(days=1)
-
-
-def contains_nul(value) -> bool:
-    """PostgreSQL refuses NUL in text and jsonb: find it before the database does."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(v) for v in value)
-    return False
 
 
 class Severity(models.TextChoices):

@@ -17,6 +17,7 @@ from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, Severity
 from controlplane.catalog import tenancy
 from controlplane.catalog.models import Service
+from controlplane.catalog.validators import NUL
 
 # The list shows every open alert (up to a page) and the recently resolved ones.
 OPEN_LIMIT = 200
@@ -122,11 +123,22 @@ def _responding(request: HttpRequest, pk: int) -> Alert:
     return alert
 
 
+def _note(request: HttpRequest) -> str | None:
+    """The note typed with an action; None when it cannot be stored (it holds a NUL)."""
+    note = request.POST.get("note", "").strip()[:1000]
+    if NUL in note:
+        messages.error(request, "The note contains a NUL character; nothing was changed.")
+        return None
+    return note
+
+
 @require_POST
 @login_required
 def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _responding(request, pk)
-    note = request.POST.get("note", "").strip()[:1000]
+    note = _note(request)
+    if note is None:
+        return redirect(alert)
     if lifecycle.acknowledge(alert, request.user, note=note):
         messages.success(request, "Acknowledged.")
     else:
@@ -138,7 +150,9 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def resolve(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _responding(request, pk)
-    note = request.POST.get("note", "").strip()[:1000]
+    note = _note(request)
+    if note is None:
+        return redirect(alert)
     if lifecycle.resolve(alert, actor=f"user:{request.user.pk}", note=note or "resolved by hand"):
         messages.success(request, "Resolved.")
     else:

@@ -17,6 +17,8 @@ from rest_framework.response import Response
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, Severity
+from controlplane.api.bodies import StrictBody
+from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog import tenancy
 from controlplane.catalog.models import ApiToken
@@ -31,6 +33,7 @@ class AlertEventSerializer(serializers.ModelSerializer):
 class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.CharField(source="rule_key", help_text="The rule's key.")
     service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    value = SampleValueField(read_only=True)
     silenced = serializers.SerializerMethodField()
     trace_url = serializers.SerializerMethodField(help_text="The trace viewer, when configured.")
     url = serializers.SerializerMethodField(help_text="The alert's page.")
@@ -76,7 +79,7 @@ class AlertDetailSerializer(AlertSerializer):
         read_only_fields = fields
 
 
-class NoteSerializer(serializers.Serializer):
+class NoteSerializer(StrictBody, serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=1000)
 
 

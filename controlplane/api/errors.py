@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -38,3 +40,31 @@ def exception_handler(exc, context):
 
 def json_error(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status)
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "Another change to the same object happened at the same time; try again."
+    default_code = "conflict"
+
+
+def no_endpoint_message(path: str) -> str:
+    return f"No API endpoint at {path}. See /api/v1/docs/."
+
+
+@csrf_exempt  # it changes nothing, and a POST to a wrong URL deserves the 404, not a 403
+def endpoint_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """The last API route: with DEBUG on, Django would answer an HTML page instead.
+
+    Matching everything, it also stops CommonMiddleware's slash-appending redirect,
+    so a missing trailing slash is named in the answer instead.
+    """
+    message = no_endpoint_message(request.path)
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path_info + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not endpoint_not_found:
+            message = f"No API endpoint at {request.path}: did you mean {request.path}/ ?"
+    return json_error(404, message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
@@ -20,6 +21,9 @@ from controlplane.alerting.models import AlertRule, Severity
 from controlplane.alerting.states import OPERATORS
 from controlplane.alerting.validation import verify_expression
 from controlplane.api.access import target_organization
+from controlplane.api.bodies import StrictBody
+from controlplane.api.errors import Conflict
+from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
 from observability import context
@@ -60,7 +64,7 @@ class PrometheusDuration(serializers.Field):
             self.fail("invalid", message=str(error).capitalize())
 
 
-class RuleSerializer(serializers.Serializer):
+class RuleSerializer(StrictBody, serializers.Serializer):
     key = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=200)
     service = serializers.CharField(required=False, allow_null=True, help_text="A service slug.")
@@ -70,7 +74,7 @@ class RuleSerializer(serializers.Serializer):
     )
     expr = serializers.CharField(help_text="PromQL, or the internal signal's name.")
     op = serializers.ChoiceField(["", *OPERATORS], required=False, allow_blank=True)
-    threshold = serializers.FloatField(required=False, allow_null=True)
+    threshold = SampleValueField(required=False, allow_null=True)
     keep_firing_for = PrometheusDuration(required=False)
     interval = PrometheusDuration(required=False)
     labels = serializers.JSONField(required=False)
@@ -79,7 +83,7 @@ class RuleSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
     builtin = serializers.BooleanField(read_only=True)
     state = serializers.CharField(read_only=True)
-    last_value = serializers.FloatField(read_only=True)
+    last_value = SampleValueField(read_only=True)
     last_error = serializers.CharField(read_only=True)
     last_evaluated_at = serializers.DateTimeField(read_only=True)
     verification = serializers.CharField(read_only=True)
@@ -149,15 +153,23 @@ class RuleSerializer(serializers.Serializer):
         if taken.exists():
             raise ValidationError({"key": [f"A rule with the key {rule.key!r} already exists."]})
 
-    def create(self, validated_data: dict) -> AlertRule:
-        rule = validated_data["rule"]
-        rule.save()
+    def _save(self, rule: AlertRule) -> AlertRule:
+        # The key was free when checked; a concurrent write may have taken it since.
+        try:
+            with transaction.atomic():
+                rule.save()
+        except IntegrityError:
+            self._check_key_is_free(rule)
+            raise Conflict(
+                f"The rule {rule.key!r} changed at the same time elsewhere; try again."
+            ) from None
         return rule
 
+    def create(self, validated_data: dict) -> AlertRule:
+        return self._save(validated_data["rule"])
+
     def update(self, instance: AlertRule, validated_data: dict) -> AlertRule:
-        rule = validated_data["rule"]
-        rule.save()
-        return rule
+        return self._save(validated_data["rule"])
 
 
 def _runbooks(organization: Organization, slug: str) -> list[Runbook]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rest_framework import viewsets
+from rest_framework import parsers, viewsets
 
 from controlplane.api.access import readable_organizations
+from controlplane.api.parsers import JSONParser
 from controlplane.catalog import tenancy
 from observability import context
 
@@ -14,6 +15,7 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
 
     organization_field = "organization"
     shared_rows = False
+    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -6,17 +6,20 @@ The auth header is write-only: once stored it is never returned, not even masked
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from controlplane.api.access import target_organization
+from controlplane.api.bodies import StrictBody
+from controlplane.api.errors import Conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization
 
 
-class SourceSerializer(serializers.ModelSerializer):
+class SourceSerializer(StrictBody, serializers.ModelSerializer):
     auth_header = serializers.CharField(
         write_only=True,
         required=False,
@@ -53,26 +56,37 @@ class SourceSerializer(serializers.ModelSerializer):
             source = MetricSource.objects.get(pk=self.instance.pk)
         for field, value in attrs.items():
             setattr(source, field, value)
-        taken = MetricSource.objects.filter(
-            organization_id=source.organization_id, name=source.name
-        ).exclude(pk=source.pk)
-        if taken.exists():
-            raise ValidationError({"name": [f"A source named {source.name!r} already exists."]})
+        self._check_name_is_free(source)
         try:
             source.full_clean(exclude=["organization"])
         except DjangoValidationError as error:
             raise ValidationError(error.message_dict) from None
         return {"source": source}
 
-    def create(self, validated_data: dict) -> MetricSource:
-        source = validated_data["source"]
-        source.save()
+    def _check_name_is_free(self, source: MetricSource) -> None:
+        taken = MetricSource.objects.filter(
+            organization_id=source.organization_id, name=source.name
+        ).exclude(pk=source.pk)
+        if taken.exists():
+            raise ValidationError({"name": [f"A source named {source.name!r} already exists."]})
+
+    def _save(self, source: MetricSource) -> MetricSource:
+        # The name was free when checked; a concurrent write may have taken it since.
+        try:
+            with transaction.atomic():
+                source.save()
+        except IntegrityError:
+            self._check_name_is_free(source)
+            raise Conflict(
+                f"The source {source.name!r} changed at the same time elsewhere; try again."
+            ) from None
         return source
 
+    def create(self, validated_data: dict) -> MetricSource:
+        return self._save(validated_data["source"])
+
     def update(self, instance: MetricSource, validated_data: dict) -> MetricSource:
-        source = validated_data["source"]
-        source.save()
-        return source
+        return self._save(validated_data["source"])
 
 
 class SourceViewSet(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import HttpRequest
 
@@ -14,6 +15,46 @@ from controlplane.catalog.models import (
     Service,
 )
 
+SHARED = "shared"
+
+
+class OrganizationFilter(admin.SimpleListFilter):
+    """The organisations the user may read, and no other.
+
+    Django's own filter for the organisation field would list every organisation in
+    the system, walls or not.
+    """
+
+    title = "organisation"
+    parameter_name = "organization"
+
+    def __init__(self, request, params, model, model_admin) -> None:
+        self.field = model_admin.organization_field
+        self.shared = model_admin.shared_rows
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        readable = tenancy.organizations(request.user, model_admin.read_roles)
+        choices = [(str(org.pk), org.name) for org in readable]
+        if self.shared:
+            choices.append((SHARED, "shared by every organisation"))
+        return choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in {choice for choice, _ in self.lookup_choices}:
+            return queryset.none()
+        if value == SHARED:
+            return queryset.filter(**{f"{self.field}__isnull": True})
+        return queryset.filter(**{self.field: int(value)})
+
+
+def _labelled_with_organization(obj) -> str:
+    owner = obj.organization.slug if obj.organization_id else SHARED
+    return f"{obj} ({owner})"
+
 
 class OrganizationScopedAdmin(admin.ModelAdmin):
     """Staff see their organisations' rows; managers change them; superusers see all.
@@ -24,6 +65,8 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
     organization_field = "organization"
     shared_rows = False
+    # Who sees the rows: a subclass may narrow it, e.g. to managers.
+    read_roles = tenancy.READ_ROLES
 
     def _organization_id(self, obj) -> int | None:
         target = obj
@@ -33,11 +76,11 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest):
         queryset = super().get_queryset(request)
-        allowed = tenancy.organization_ids(request.user)
+        allowed = tenancy.organization_ids(request.user, self.read_roles)
         return tenancy.scope(queryset, allowed, self.organization_field, shared=self.shared_rows)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        allowed = tenancy.organization_ids(request.user)
+        allowed = tenancy.organization_ids(request.user, self.read_roles)
         return request.user.is_staff and (allowed is None or bool(allowed))
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -46,7 +89,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         org_id = self._organization_id(obj)
         if org_id is None and self.shared_rows:
             return request.user.is_staff
-        return request.user.is_staff and tenancy.has_role(request.user, org_id, tenancy.READ_ROLES)
+        return request.user.is_staff and tenancy.has_role(request.user, org_id, self.read_roles)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         managed = tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES)
@@ -65,24 +108,33 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return self.has_change_permission(request, obj)
 
+    def _sees_several_organizations(self, request: HttpRequest) -> bool:
+        allowed = tenancy.organization_ids(request.user, self.read_roles)
+        return allowed is None or len(allowed) > 1
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
+        labelled = False
         if related is Organization:
             kwargs["queryset"] = tenancy.organizations(request.user, tenancy.MANAGE_ROLES)
         elif any(f.name == "organization" for f in related._meta.fields):
             shared = related._meta.get_field("organization").null
             kwargs["queryset"] = tenancy.scope(
-                related._default_manager.all(),
+                related._default_manager.select_related("organization"),
                 tenancy.organization_ids(request.user),
                 shared=shared,
             )
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+            labelled = self._sees_several_organizations(request)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if labelled and field is not None:
+            # Two organisations may both have a source called "prom": say whose is whose.
+            field.label_from_instance = _labelled_with_organization
+        return field
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
-        allowed = tenancy.organization_ids(request.user)
-        if (allowed is None or len(allowed) > 1) and self.organization_field not in filters:
-            filters.insert(0, self.organization_field)
+        if self._sees_several_organizations(request) and OrganizationFilter not in filters:
+            filters.insert(0, OrganizationFilter)
         return filters
 
 
@@ -154,10 +206,93 @@ class MetricSourceAdmin(OrganizationScopedAdmin):
     list_display = ["name", "organization", "kind", "url", "timeout", "auth"]
     list_filter = ["kind"]
     search_fields = ["name", "url"]
+    readonly_fields = ["stored_auth_header"]
+
+    def get_fields(self, request, obj=None) -> list[str]:
+        fields = ["organization", "name", "kind", "url", "timeout"]
+        if obj is not None and not self.has_change_permission(request, obj):
+            # A read-only page shows every field's stored value: the header would be
+            # there in clear. Viewers get the masked value instead.
+            return [*fields, "auth"]
+        if obj is None:
+            return [*fields, "auth_header"]
+        return [*fields, "stored_auth_header", "auth_header", "clear_auth_header"]
 
     @admin.display(description="auth header")
     def auth(self, obj: MetricSource) -> str:
         return obj.masked_auth_header or "—"
+
+    def lookup_allowed(self, lookup: str, value, request=None) -> bool:
+        # The admin filters on any local field from the URL: a filter on the header
+        # would reveal it one guessed prefix at a time.
+        if lookup.split("__")[0] == "auth_header":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="stored auth header")
+    def stored_auth_header(self, obj: MetricSource) -> str:
+        return obj.masked_auth_header or "— (none)"
+
+
+class MembershipForm(forms.ModelForm):
+    """Members are named by username: a manager never picks from the list of all users."""
+
+    username = forms.CharField(max_length=150, help_text="The username of an existing account.")
+
+    class Meta:
+        model = Membership
+        fields = ["organization", "role"]
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        user_model = get_user_model()
+        user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+        if user is None:
+            raise forms.ValidationError(f"There is no account with the username {username!r}.")
+        self.instance.user = user
+        return username
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        # The (organisation, user) constraint is not checked by the form: user is not
+        # one of its fields.
+        if organization is not None and self.instance.user_id is not None:
+            taken = Membership.objects.filter(
+                organization=organization, user_id=self.instance.user_id
+            ).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error(
+                    "username",
+                    f"{cleaned['username']} is already a member of {organization.name}.",
+                )
+        return cleaned
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrganizationScopedAdmin):
+    """Managers add members by username, change their roles and remove them.
+
+    Unlike other rows of an organisation, memberships are shown to its managers only:
+    who has access is not for every viewer to browse.
+    """
+
+    form = MembershipForm
+    fields = ["organization", "username", "role"]
+    list_display = ["username", "organization", "role"]
+    list_filter = ["role"]
+    list_select_related = ["user", "organization"]
+    search_fields = ["user__username"]
+    ordering = ["organization__slug", "user__username"]
+    read_roles = tenancy.MANAGE_ROLES
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        # A membership is one user in one organisation: changing it means its role.
+        return ["organization", "username"] if obj is not None else []
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, membership: Membership) -> str:
+        return membership.user.get_username()
 
 
 class ApiTokenForm(forms.ModelForm):

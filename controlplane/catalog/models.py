@@ -53,7 +53,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"user {self.user_id} is {self.role} of {self.organization.slug}"
+        return f"{self.user.get_username()} is {self.role} of {self.organization.slug}"
 
 
 class Service(models.Model):

@@ -2,13 +2,44 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+NUL = "\x00"
+
+
+def contains_nul(value) -> bool:
+    """True when a NUL is anywhere in the value: text, or keys and items of JSON data.
+
+    PostgreSQL refuses NUL in text and jsonb, so it must be found before a query does.
+    The walk keeps its own stack: JSON from a request may nest deeper than Python recurses.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
 
 def validate_http_url(value: str) -> None:
     """An http(s) URL. Unlike Django's URLValidator, single-label hosts such as
     `prometheus:9090` (Kubernetes services, Compose hosts) are fine."""
     if any(ch.isspace() for ch in value):
         raise ValidationError("A URL cannot contain spaces or line breaks.")
-    parts = urlsplit(value)
+    if NUL in value:
+        raise ValidationError("A URL cannot contain a NUL character.")
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:
+        # urlsplit refuses an unbalanced or invalid IPv6 bracket, as in http://[::1
+        raise ValidationError(
+            f"This is not a valid URL ({error}); an IPv6 host goes in brackets, "
+            "as in http://[::1]:9090."
+        ) from None
     if parts.scheme not in {"http", "https"}:
         raise ValidationError("The URL must start with http:// or https://.")
     if not parts.hostname:

@@ -141,7 +141,10 @@ def test_detail_query_count_is_bounded(viewer, rule, django_assert_max_num_queri
         Alert.objects.filter(pk=alert.pk).update(state="firing")
 
     with django_assert_max_num_queries(8):
-        viewer.get(f"/alerts/{alert.pk}/")
+        response = viewer.get(f"/alerts/{alert.pk}/")
+
+    assert response.status_code == 200
+    assert f"<h1>{alert.rule_key} " in response.content.decode()
 
 
 def test_another_organisations_alert_is_404(viewer, other_org):
@@ -215,3 +218,27 @@ def test_runbook_page_lists_the_rules_citing_it_within_the_walls(viewer, rule, o
 
     assert "checkout.errors" in content
     assert "their.rule" not in content
+
+
+@pytest.mark.parametrize(
+    "path", ["/alerts/?service=%00", "/alerts/?rule=%00", "/alerts/?state=fir%00ing"]
+)
+def test_nul_in_the_url_is_a_400_page(viewer, path):
+    response = viewer.get(path)
+
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+def test_a_note_with_nul_changes_nothing(client, member, org, rule, action):
+    client.force_login(member(org, Role.RESPONDER))
+    alert = fire(rule, "one")
+
+    response = client.post(f"/alerts/{alert.pk}/{action}/", {"note": "on it\x00"}, follow=True)
+
+    assert response.status_code == 200
+    assert "NUL character" in response.content.decode()
+    alert.refresh_from_db()
+    assert alert.state == Alert.State.FIRING
+    assert [event.kind for event in alert.events.all()] == ["opened"]

@@ -2,7 +2,14 @@
 
 import pytest
 
-from controlplane.catalog.models import ApiToken, MetricSource, Role, Service
+from controlplane.catalog.models import (
+    ApiToken,
+    Membership,
+    MetricSource,
+    Organization,
+    Role,
+    Service,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +134,137 @@ def test_source_with_a_bad_url_is_refused(client, member, org):
     errors = response.context["adminform"].form.errors
     assert "url" in errors
     assert "timeout" in errors
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.RESPONDER])
+def test_source_auth_header_is_masked_on_the_read_only_page(client, member, org, role):
+    client.force_login(member(org, role))
+    source = MetricSource.objects.create(
+        organization=org, name="prom", url="http://prom:9090", auth_header="Bearer s3cr3t-1234"
+    )
+
+    page = client.get(f"/admin/catalog/metricsource/{source.pk}/change/")
+
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "s3cr3t" not in content
+    assert "Bearer ****1234" in content
+
+
+def test_manager_of_another_organisation_sees_the_header_masked(client, member, org, other_org):
+    user = member(other_org, Role.MANAGER)
+    Membership.objects.create(organization=org, user=user, role=Role.VIEWER)
+    client.force_login(user)
+    source = MetricSource.objects.create(
+        organization=org, name="prom", url="http://prom:9090", auth_header="Bearer s3cr3t-1234"
+    )
+
+    content = client.get(f"/admin/catalog/metricsource/{source.pk}/change/").content.decode()
+
+    assert "s3cr3t" not in content
+    assert "Bearer ****1234" in content
+
+
+def test_manager_sees_the_stored_header_masked_on_the_change_form(client, member, org):
+    client.force_login(member(org, Role.MANAGER))
+    source = MetricSource.objects.create(
+        organization=org, name="prom", url="http://prom:9090", auth_header="Bearer s3cr3t-1234"
+    )
+
+    content = client.get(f"/admin/catalog/metricsource/{source.pk}/change/").content.decode()
+
+    assert "s3cr3t" not in content
+    assert "Bearer ****1234" in content
+    assert 'name="auth_header"' in content
+
+
+def test_source_list_cannot_be_filtered_by_the_auth_header(client, member, org):
+    # A filter on the secret would tell it, one guessed prefix at a time.
+    client.force_login(member(org, Role.VIEWER))
+    MetricSource.objects.create(
+        organization=org, name="prom", url="http://prom:9090", auth_header="Bearer s3cr3t-1234"
+    )
+
+    for path in (
+        "/admin/catalog/metricsource/?auth_header__startswith=Bearer+s",
+        "/admin/catalog/metricsource/?auth_header=Bearer+s3cr3t-1234",
+        "/admin/alerting/alertrule/?source__auth_header__startswith=Bearer+s",
+        "/admin/catalog/organization/?metric_sources__auth_header__startswith=B",
+    ):
+        response = client.get(path)
+
+        assert response.status_code == 400, path
+
+
+@pytest.fixture
+def two_org_manager(member, org, other_org):
+    user = member(org, Role.MANAGER, username="both")
+    Membership.objects.create(organization=other_org, user=user, role=Role.MANAGER)
+    return user
+
+
+def test_organisation_filter_lists_only_the_users_organisations(
+    client, two_org_manager, org, other_org
+):
+    Organization.objects.create(slug="initech", name="Initech")
+    client.force_login(two_org_manager)
+
+    page = client.get("/admin/catalog/service/")
+
+    assert page.status_code == 200
+    spec = next(f for f in page.context["cl"].filter_specs if f.title == "organisation")
+    assert sorted(label for _, label in spec.lookup_choices) == ["Acme", "Globex"]
+    assert "Initech" not in page.content.decode()
+
+
+def test_organisation_filter_narrows_the_list(client, two_org_manager, org, service, other_org):
+    Service.objects.create(organization=other_org, slug="ledger", name="Ledger")
+    client.force_login(two_org_manager)
+
+    page = client.get(f"/admin/catalog/service/?organization={other_org.pk}")
+
+    assert [s.name for s in page.context["cl"].result_list] == ["Ledger"]
+
+
+def test_organisation_filter_ignores_organisations_the_user_cannot_read(
+    client, two_org_manager, org, service
+):
+    hidden = Organization.objects.create(slug="initech", name="Initech")
+    Service.objects.create(organization=hidden, slug="tps", name="TPS reports")
+    client.force_login(two_org_manager)
+
+    page = client.get(f"/admin/catalog/service/?organization={hidden.pk}")
+
+    assert page.status_code == 200
+    assert list(page.context["cl"].result_list) == []
+
+
+def test_single_organisation_users_get_no_organisation_filter(client, member, org, other_org):
+    client.force_login(member(org, Role.MANAGER))
+
+    page = client.get("/admin/catalog/service/")
+
+    assert all(f.title != "organisation" for f in page.context["cl"].filter_specs)
+
+
+def test_dropdowns_name_the_organisation_for_multi_organisation_users(
+    client, two_org_manager, org, other_org
+):
+    ours = MetricSource.objects.create(organization=org, name="prom", url="http://a:9090")
+    theirs = MetricSource.objects.create(organization=other_org, name="prom", url="http://b:9090")
+    client.force_login(two_org_manager)
+
+    page = client.get("/admin/alerting/alertrule/add/")
+
+    choices = dict(page.context["adminform"].form.fields["source"].choices)
+    assert choices[ours.pk] == "prom (acme)"
+    assert choices[theirs.pk] == "prom (globex)"
+
+
+def test_dropdowns_stay_plain_for_single_organisation_users(client, member, org):
+    source = MetricSource.objects.create(organization=org, name="prom", url="http://a:9090")
+    client.force_login(member(org, Role.MANAGER))
+
+    page = client.get("/admin/alerting/alertrule/add/")
+
+    assert dict(page.context["adminform"].form.fields["source"].choices)[source.pk] == "prom"

@@ -183,3 +183,28 @@ def test_slug_is_unique_among_shared_runbooks_and_within_an_organisation(org, ma
         Runbook(
             organization=org, slug="api-5xx", title="t", summary="s", body="b", owner="o"
         ).full_clean()
+
+
+@pytest.mark.parametrize("field", ["slug", "title", "summary", "body", "owner", "tags"])
+def test_model_validation_refuses_nul_which_postgresql_cannot_store(field):
+    values = {"slug": "ok", "title": "T", "summary": "s", "body": "b", "owner": "o", "tags": []}
+    values[field] = ["ok", "a\x00"] if field == "tags" else "a\x00b"
+
+    with pytest.raises(ValidationError) as raised:
+        Runbook(**values).full_clean()
+
+    assert any("NUL" in message for message in raised.value.message_dict[field])
+
+
+def test_superusers_filter_shared_runbooks_apart(client, org, make_runbook):
+    make_runbook("shared-one")
+    make_runbook("own-one", organization=org)
+    client.force_login(
+        get_user_model().objects.create_superuser("root", password="correct horse battery")
+    )
+
+    shared = client.get("/admin/runbooks/runbook/?organization=shared")
+    own = client.get(f"/admin/runbooks/runbook/?organization={org.pk}")
+
+    assert [r.slug for r in shared.context["cl"].result_list] == ["shared-one"]
+    assert [r.slug for r in own.context["cl"].result_list] == ["own-one"]

@@ -248,3 +248,14 @@ def test_page_queries_are_bounded(client, viewer, org, make_runbook, django_asse
         response = client.get("/runbooks/api-5xx/")
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/runbooks/a%00/", "/runbooks/?q=%00", "/runbooks/?tag=x%00", "/runbooks/a%00/revisions/"],
+)
+def test_nul_in_the_url_is_a_400_page(client, viewer, path):
+    response = client.get(path)
+
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()

@@ -1,0 +1,35 @@
+"""Serializer fields the API shares."""
+
+from __future__ import annotations
+
+import math
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+NON_FINITE = ["NaN", "+Inf", "-Inf"]
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "number"}, {"type": "string", "enum": NON_FINITE}],
+        "nullable": True,
+        "description": 'A number; NaN and infinities as Prometheus writes them: "NaN", '
+        '"+Inf", "-Inf".',
+    }
+)
+class SampleValueField(serializers.FloatField):
+    """A value measured by a source, or compared with one.
+
+    PromQL yields NaN and infinities (x/0 is +Inf), which JSON has no numbers for:
+    they go out as strings in Prometheus' own spelling instead of failing the whole
+    answer. Coming in, only finite numbers are accepted.
+    """
+
+    def to_representation(self, value) -> float | str:
+        number = float(value)
+        if math.isnan(number):
+            return "NaN"
+        if math.isinf(number):
+            return "+Inf" if number > 0 else "-Inf"
+        return number
