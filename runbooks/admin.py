@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from controlplane.catalog.admin import OrganizationScopedAdmin
+from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline
 from runbooks.content import normalize_body
 from runbooks.models import Runbook, RunbookRevision, Via
 from runbooks.search import all_tags, tagged
@@ -66,27 +66,13 @@ class TagFilter(admin.SimpleListFilter):
         return tagged(queryset, self.value()) if self.value() else queryset
 
 
-class RevisionInline(admin.TabularInline):
+class RevisionInline(ReadOnlyInline):
     model = RunbookRevision
-    extra = 0
     fields = ["changed_at", "changed_by", "via", "title", "version"]
     readonly_fields = fields
     ordering = ["-changed_at", "-pk"]
     show_change_link = False
     verbose_name_plural = "history"
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Shown only inside the runbook's change page, which has checked the walls.
-        return True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("changed_by", "runbook")

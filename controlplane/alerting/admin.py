@@ -17,7 +17,7 @@ from controlplane.alerting import evaluation, fingerprints, lifecycle
 from controlplane.alerting.forms import AlertRuleForm, SilenceForm
 from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
 from controlplane.catalog import tenancy
-from controlplane.catalog.admin import OrganizationScopedAdmin
+from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline
 
 # The label that sets a test alert apart from the rule's real instances.
 TEST_LABELS = {"test": "true"}
@@ -153,23 +153,11 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
         self.message_user(request, message)
 
 
-class AlertEventInline(admin.TabularInline):
+class AlertEventInline(ReadOnlyInline):
     model = AlertEvent
     fields = ["at", "kind", "actor", "trace_id", "note"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "timeline"
-
-    # The alert's own admin has already checked the organisation wall.
-    def has_view_permission(self, request, obj=None) -> bool:
-        return True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Alert)

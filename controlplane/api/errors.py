@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -46,6 +47,18 @@ class Conflict(exceptions.APIException):
     status_code = 409
     default_detail = "Another change to the same object happened at the same time; try again."
     default_code = "conflict"
+
+
+def save_or_conflict(obj, recheck, what: str):
+    """Save `obj`; a unique name taken by a concurrent write between the check and
+    the insert is reported like any duplicate (recheck raises), anything else as 409."""
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError:
+        recheck(obj)
+        raise Conflict(f"{what} changed at the same time elsewhere; try again.") from None
+    return obj
 
 
 def no_endpoint_message(path: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
@@ -22,7 +21,7 @@ from controlplane.alerting.states import OPERATORS
 from controlplane.alerting.validation import verify_expression
 from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
-from controlplane.api.errors import Conflict
+from controlplane.api.errors import save_or_conflict
 from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
@@ -154,16 +153,7 @@ class RuleSerializer(StrictBody, serializers.Serializer):
             raise ValidationError({"key": [f"A rule with the key {rule.key!r} already exists."]})
 
     def _save(self, rule: AlertRule) -> AlertRule:
-        # The key was free when checked; a concurrent write may have taken it since.
-        try:
-            with transaction.atomic():
-                rule.save()
-        except IntegrityError:
-            self._check_key_is_free(rule)
-            raise Conflict(
-                f"The rule {rule.key!r} changed at the same time elsewhere; try again."
-            ) from None
-        return rule
+        return save_or_conflict(rule, self._check_key_is_free, f"The rule {rule.key!r}")
 
     def create(self, validated_data: dict) -> AlertRule:
         return self._save(validated_data["rule"])

@@ -6,7 +6,6 @@ The auth header is write-only: once stored it is never returned, not even masked
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
@@ -14,7 +13,7 @@ from rest_framework.response import Response
 
 from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
-from controlplane.api.errors import Conflict
+from controlplane.api.errors import save_or_conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization
 
@@ -71,16 +70,7 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
             raise ValidationError({"name": [f"A source named {source.name!r} already exists."]})
 
     def _save(self, source: MetricSource) -> MetricSource:
-        # The name was free when checked; a concurrent write may have taken it since.
-        try:
-            with transaction.atomic():
-                source.save()
-        except IntegrityError:
-            self._check_name_is_free(source)
-            raise Conflict(
-                f"The source {source.name!r} changed at the same time elsewhere; try again."
-            ) from None
-        return source
+        return save_or_conflict(source, self._check_name_is_free, f"The source {source.name!r}")
 
     def create(self, validated_data: dict) -> MetricSource:
         return self._save(validated_data["source"])

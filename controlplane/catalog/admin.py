@@ -138,6 +138,29 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return filters
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """History shown inside an object's change page (a timeline, revisions).
+
+    Its parent's admin has already checked the organisation wall, and history is
+    never edited by hand.
+    """
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
