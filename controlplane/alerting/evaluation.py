@@ -136,6 +136,8 @@ def _save_states(rules: list[AlertRule]) -> None:
     rows = [
         (
             rule.state,
+            rule.verification,
+            rule.verification_note,
             json.dumps(rule.instances),
             rule.last_value,
             rule.last_error,
@@ -147,7 +149,8 @@ def _save_states(rules: list[AlertRule]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"UPDATE {table} SET state = %s, instances = %s, last_value = %s, "  # noqa: S608
+            f"UPDATE {table} SET state = %s, verification = %s, verification_note = %s, "  # noqa: S608
+            "instances = %s, last_value = %s, "
             "last_error = %s, last_evaluated_at = %s, next_evaluation_at = %s WHERE id = %s",
             rows,
         )
@@ -287,6 +290,10 @@ def _step(rule: AlertRule, answer: Answer, previous, now: datetime):
     )
     rule.state, rule.last_error = states.rule_state(current), ""
     rule.last_value = _headline(answer.samples)
+    if rule.source_id and rule.verification == AlertRule.Verification.UNVERIFIED:
+        # The source ran the expression: it parses. (Saved while the source was down.)
+        rule.verification = AlertRule.Verification.VERIFIED
+        rule.verification_note = "Checked by its first successful evaluation."
     return "ok", current, transitions
 
 

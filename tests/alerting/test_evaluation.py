@@ -292,3 +292,10 @@ def test_rule_bounds_are_checked_at_save(org, field, value, message):
     setattr(rule, field, value)
     with pytest.raises(ValidationError, match=message):
         rule.full_clean()
+
+
+def test_an_unverified_rule_is_verified_by_its_first_successful_evaluation(fake, rule):
+    AlertRule.objects.filter(pk=rule.pk).update(verification="unverified")
+    fake.answer(200, vector(sample(1, queue="mail")))
+
+    assert evaluate(rule).verification == "verified"
