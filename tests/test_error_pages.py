@@ -50,3 +50,12 @@ def test_admin_login_page_carries_trace_id(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert HEX32.fullmatch(response["X-Trace-Id"])
+
+
+def test_static_files_are_served_with_debug_off(client, settings):
+    settings.DEBUG = False
+
+    response = client.get("/static/css/app.css")
+
+    assert response.status_code == 200
+    assert b"--accent" in b"".join(response.streaming_content)

@@ -36,6 +36,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"duration {text!r} is negative: durations cannot be negative")
     if text == "0":
         return timedelta(0)
+    if len(text) > 40:
+        raise ValueError(f"duration {text[:20]!r}… is too long: at most 100y")
 
     match = _PATTERN.fullmatch(text)
     if match is None:

@@ -175,22 +175,48 @@ def release_ended_silences(now=None) -> int:
 
 def lift_silence(silence: Silence, note: str) -> int:
     """Make the open alerts this silence covers notifiable again (it ended or is deleted)."""
+    return sum(
+        _unsilence(alert, silence, note)
+        for alert in Alert.objects.filter(silenced_by=silence).exclude(state=Alert.State.RESOLVED)
+    )
+
+
+def refresh_silence(silence: Silence, now=None) -> tuple[int, int]:
+    """After a silence is saved: release the alerts it no longer covers (matchers
+    narrowed, window moved), then silence those it now covers. Returns (lifted, applied)."""
+    now = now or timezone.now()
+    active = silence.starts_at <= now < silence.ends_at
+    matchers = parse_matchers(silence.matchers)
     lifted = 0
-    for alert in Alert.objects.filter(silenced_by=silence).exclude(state=Alert.State.RESOLVED):
-        with transaction.atomic():
-            if not Alert.objects.filter(pk=alert.pk, silenced_by=silence).update(silenced_by=None):
-                continue
-            alert.silenced_by = None
-            AlertEvent.objects.create(
-                alert=alert,
-                kind=AlertEvent.Kind.UNSILENCED,
-                actor=SYSTEM_ACTOR,
-                trace_id=tracing.current_trace_id() or "",
-                note=note,
-            )
-            _send_after_commit(signals.alert_unsilenced, alert, SYSTEM_ACTOR)
-        lifted += 1
-    return lifted
+    held = (
+        Alert.objects.filter(silenced_by=silence)
+        .exclude(state=Alert.State.RESOLVED)
+        .select_related("service")
+    )
+    for alert in held:
+        if not active or not covers(matchers, _subject(alert)):
+            lifted += _unsilence(alert, silence, "silence changed")
+    return lifted, apply_silence(silence, now)
+
+
+def _subject(alert: Alert) -> dict[str, str]:
+    return subject(alert.rule_key, alert.service.slug if alert.service_id else None, alert.labels)
+
+
+def _unsilence(alert: Alert, silence: Silence, note: str) -> bool:
+    with transaction.atomic():
+        if not Alert.objects.filter(pk=alert.pk, silenced_by=silence).update(silenced_by=None):
+            return False
+        alert.silenced_by = None
+        AlertEvent.objects.create(
+            alert=alert,
+            kind=AlertEvent.Kind.UNSILENCED,
+            actor=SYSTEM_ACTOR,
+            trace_id=tracing.current_trace_id() or "",
+            note=note,
+        )
+        _send_after_commit(signals.alert_unsilenced, alert, SYSTEM_ACTOR)
+    return True
 
 
 def apply_silence(silence: Silence, now=None) -> int:
@@ -206,10 +232,7 @@ def apply_silence(silence: Silence, now=None) -> int:
         .select_related("service")
     )
     for alert in open_alerts:
-        alert_subject = subject(
-            alert.rule_key, alert.service.slug if alert.service_id else None, alert.labels
-        )
-        if not covers(matchers, alert_subject):
+        if not covers(matchers, _subject(alert)):
             continue
         with transaction.atomic():
             if Alert.objects.filter(pk=alert.pk, silenced_by__isnull=True).update(

@@ -27,6 +27,8 @@ SYSTEM_ACTOR = "system:beat"
 # Upper bounds that keep schedules meaningful (and date arithmetic finite).
 LONGEST_FOR = timedelta(days=30)
 LONGEST_INTERVAL = timedelta(days=1)
+LONGEST_LABEL_VALUE = 1024
+LONGEST_ANNOTATION = 8192
 
 
 class Severity(models.TextChoices):
@@ -164,6 +166,15 @@ class AlertRule(models.Model):
                 'Labels are an object of names to strings, e.g. {"team": "payments"}; '
                 "names are letters, digits and underscores."
             )
+        elif any(k.startswith("__") for k in self.labels):
+            errors.setdefault("labels", []).append(
+                "Label names starting with __ are reserved, as in Prometheus."
+            )
+        elif any(len(v) > LONGEST_LABEL_VALUE for v in self.labels.values()):
+            errors.setdefault("labels", []).append(
+                f"A label value can be at most {LONGEST_LABEL_VALUE} characters: "
+                "it is copied into every alert."
+            )
         errors.update(annotation_errors(self.annotations))
         for field, related in (
             ("service", self.service),
@@ -193,6 +204,9 @@ def annotation_errors(annotations) -> dict[str, list[str]]:
         return {"annotations": ["Annotations are an object of names to template strings."]}
     problems = []
     for name, template in annotations.items():
+        if len(template) > LONGEST_ANNOTATION:
+            problems.append(f"{name}: at most {LONGEST_ANNOTATION} characters.")
+            continue
         try:
             templates.check(template)
         except templates.TemplateError as error:

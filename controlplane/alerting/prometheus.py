@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import LocationParseError, ReadTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +186,12 @@ class PrometheusClient:
             raise SourceUnavailable(f"{where} is unreachable: {_reason(error)}") from None
         except requests.RequestException as error:
             raise SourceUnavailable(f"{where} could not be queried: {_reason(error)}") from None
+        except (UnicodeError, ValueError, LocationParseError) as error:
+            # A header or host that cannot be put on the wire (saved by an older
+            # release, or through the ORM): the source cannot be queried as configured.
+            raise SourceUnavailable(
+                f"{where} cannot be queried as configured: {type(error).__name__}"
+            ) from None
 
         try:
             envelope = response.json()

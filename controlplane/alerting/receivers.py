@@ -29,7 +29,7 @@ def seed_for_first_source(sender, instance: MetricSource, created: bool, raw=Fal
 @receiver(post_save, sender=Silence, dispatch_uid="alerting.apply_silence")
 def apply_saved_silence(sender, instance: Silence, raw=False, **_):
     if not raw:
-        lifecycle.apply_silence(instance)
+        lifecycle.refresh_silence(instance)
 
 
 @receiver(pre_delete, sender=Silence, dispatch_uid="alerting.lift_deleted_silence")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
@@ -25,7 +24,6 @@ from controlplane.api.errors import save_or_conflict
 from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
-from observability import context
 from runbooks.models import Runbook
 
 # API name -> model field, where they differ.
@@ -200,26 +198,3 @@ class RuleViewSet(
         if self.action == "create":
             extra["organization"] = target_organization(self.request)
         return extra
-
-    def get_object(self) -> AlertRule:
-        # Keys are unique per organisation; a superuser or a member of several
-        # organisations names the one meant with ?organization=<slug>.
-        queryset = self.filter_queryset(self.get_queryset()).filter(key=self.kwargs["key"])
-        slug = self.request.query_params.get("organization")
-        if slug:
-            queryset = queryset.filter(organization__slug=slug)
-        found = list(queryset[:2])
-        if not found:
-            raise Http404("No AlertRule matches the given query.")
-        if len(found) > 1:
-            raise ValidationError(
-                {
-                    "organization": [
-                        "Several organisations have this rule: name one with ?organization=<slug>."
-                    ]
-                }
-            )
-        rule = found[0]
-        self.check_object_permissions(self.request, rule)
-        context.bind(organization_id=str(rule.organization_id))
-        return rule

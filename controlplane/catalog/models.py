@@ -13,7 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from controlplane.catalog.validators import validate_http_url
+from controlplane.catalog.validators import validate_header_value, validate_http_url
 
 TOKEN_PREFIX = "cpt_"
 # Writing last_used_at on every request would turn every read into a write.
@@ -136,6 +136,10 @@ class MetricSource(models.Model):
     def clean(self) -> None:
         if "\n" in self.auth_header or "\r" in self.auth_header:
             raise ValidationError({"auth_header": "A header value cannot contain line breaks."})
+        try:
+            validate_header_value(self.auth_header)
+        except ValidationError as error:
+            raise ValidationError({"auth_header": error.messages}) from None
 
 
 def token_digest(plaintext: str) -> str:

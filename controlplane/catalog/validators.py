@@ -45,6 +45,25 @@ def validate_http_url(value: str) -> None:
     if not parts.hostname:
         raise ValidationError("The URL has no host name.")
     try:
-        _ = parts.port
+        port = parts.port
     except ValueError:
-        raise ValidationError("The URL's port is not a number from 1 to 65535.") from None
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValidationError("The URL's port is not a number from 1 to 65535.")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            "Put credentials in the auth header, not in the URL: URLs are shown to readers."
+        )
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ValidationError(
+            "The host name is not valid (each part at most 63 characters, "
+            "letters, digits and hyphens)."
+        ) from None
+
+
+def validate_header_value(value: str) -> None:
+    """An HTTP header value: visible ASCII and spaces, as it goes on the wire."""
+    if value and not all(" " <= ch <= "~" for ch in value):
+        raise ValidationError("A header value can only hold visible ASCII characters and spaces.")

@@ -299,3 +299,27 @@ def test_an_unverified_rule_is_verified_by_its_first_successful_evaluation(fake,
     fake.answer(200, vector(sample(1, queue="mail")))
 
     assert evaluate(rule).verification == "verified"
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"__name__": "x"}, "reserved"),
+        ({"team": "x" * 2000}, "at most 1024"),
+    ],
+)
+def test_rule_labels_are_bounded(org, labels, message):
+    from django.core.exceptions import ValidationError
+
+    rule = AlertRule(
+        organization=org, key="labelled", name="l", expr="alerts.firing", labels=labels
+    )
+    with pytest.raises(ValidationError, match=message):
+        rule.full_clean()
+
+
+def test_a_duration_with_thousands_of_digits_is_refused_clearly():
+    from controlplane.alerting.durations import parse_duration
+
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration("9" * 5000 + "s")

@@ -241,3 +241,27 @@ def test_a_disabled_or_deleted_rule_resolves_its_alerts(rule, how):
     alert.refresh_from_db()
     assert alert.state == "resolved"
     assert alert.events.last().note == f"rule {how}d"
+
+
+@pytest.mark.parametrize("change", ["narrow the matchers", "move the start later"])
+def test_editing_a_silence_releases_alerts_it_no_longer_covers(rule, org, heard, change):
+    now = timezone.now()
+    silence = Silence.objects.create(
+        organization=org,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        matchers=[{"name": "rule", "op": "=", "value": "queue.depth"}],
+        comment="maintenance",
+    )
+    alert, _ = open_one(rule)
+    assert alert.silenced_by == silence
+
+    if change == "narrow the matchers":
+        silence.matchers = [{"name": "rule", "op": "=", "value": "nothing.matches"}]
+    else:
+        silence.starts_at = now + timedelta(minutes=30)
+    silence.save()
+
+    alert.refresh_from_db()
+    assert alert.silenced_by is None
+    assert alert.events.last().note == "silence changed"

@@ -139,7 +139,9 @@ def test_responder_session_may_acknowledge(client, member, org, alert):
     responder = member(org, Role.RESPONDER)
     client.force_login(responder)
 
-    response = client.post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    response = client.post(
+        f"/api/v1/alerts/{alert.pk}/acknowledge/", {}, content_type="application/json"
+    )
 
     assert response.status_code == 200
     alert.refresh_from_db()

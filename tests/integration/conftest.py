@@ -57,7 +57,9 @@ class Workers:
             "DATABASE_URL": _database_url(),
             "PYTHONPATH": str(ROOT),
         }
-        log_path = ROOT / "var" / f"test-worker-{name}.log"
+        log_dir = Path(settings.VAR_DIR)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"test-worker-{name}.log"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 [
