@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, QuerySet, Value, When
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.alerting import lifecycle
-from controlplane.alerting.models import Alert, Severity
+from controlplane.alerting.models import Alert, AlertEvent, Severity
 from controlplane.catalog import tenancy
 from controlplane.catalog.models import Service
 from controlplane.catalog.validators import NUL
@@ -23,6 +24,8 @@ from controlplane.catalog.validators import NUL
 OPEN_LIMIT = 200
 RESOLVED_LIMIT = 50
 RESOLVED_WITHIN = timedelta(days=7)
+# Matches the API's limit on a note.
+NOTE_MAX_LENGTH = 1000
 
 _OPEN_FIRST = Case(
     When(state=Alert.State.FIRING, then=Value(0)),
@@ -102,16 +105,47 @@ def _alert_or_404(request: HttpRequest, pk: int) -> Alert:
     return alert
 
 
+def _user_id(actor: str) -> int | None:
+    kind, _, ident = actor.partition(":")
+    return int(ident) if kind == "user" and ident.isascii() and ident.isdigit() else None
+
+
+def actor_label(actor: str, usernames: dict[int, str]) -> str:
+    """How the timeline names who did something: "user:2" becomes that user's name."""
+    if (user_id := _user_id(actor)) is not None:
+        return usernames.get(user_id, f"user #{user_id}")
+    kind, _, ident = actor.partition(":")
+    if kind == "token" and ident:
+        return f"API token #{ident}"
+    if kind == "system" and ident:
+        return f"system ({ident})"
+    return actor
+
+
+def _timeline(alert: Alert) -> list[AlertEvent]:
+    """The alert's events, each with an `actor_label`; one query names all their users."""
+    events = list(alert.events.all())
+    ids = {_user_id(event.actor) for event in events} - {None}
+    usernames: dict[int, str] = {}
+    if ids:
+        User = get_user_model()
+        usernames = dict(User.objects.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD))
+    for event in events:
+        event.actor_label = actor_label(event.actor, usernames)
+    return events
+
+
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _alert_or_404(request, pk)
     runbook = alert.rule.runbook if alert.rule_id else None
     context = {
         "alert": alert,
-        "timeline": alert.events.all(),
+        "timeline": _timeline(alert),
         "runbook": runbook,
         "trace_url": alert.trace_url(),
         "can_respond": tenancy.has_role(request.user, alert.organization_id, tenancy.RESPOND_ROLES),
+        "note_max_length": NOTE_MAX_LENGTH,
     }
     return render(request, "alerts/detail.html", context)
 
@@ -125,7 +159,7 @@ def _responding(request: HttpRequest, pk: int) -> Alert:
 
 def _note(request: HttpRequest) -> str | None:
     """The note typed with an action; None when it cannot be stored (it holds a NUL)."""
-    note = request.POST.get("note", "").strip()[:1000]
+    note = request.POST.get("note", "").strip()[:NOTE_MAX_LENGTH]
     if NUL in note:
         messages.error(request, "The note contains a NUL character; nothing was changed.")
         return None

@@ -1,5 +1,8 @@
 """The alert pages: walls, order, filters, bounded queries, and responding."""
 
+import datetime
+import re
+
 import pytest
 from django.utils import timezone
 
@@ -242,3 +245,96 @@ def test_a_note_with_nul_changes_nothing(client, member, org, rule, action):
     alert.refresh_from_db()
     assert alert.state == Alert.State.FIRING
     assert [event.kind for event in alert.events.all()] == ["opened"]
+
+
+def page_text(response) -> str:
+    """The page as a reader sees it: markup dropped."""
+    return re.sub(r"<[^>]+>", "", response.content.decode())
+
+
+def test_timeline_names_users_tokens_and_the_system(viewer, rule, member, org):
+    alert = fire(rule, "one")
+    responder = member(org, Role.RESPONDER, username="alice")
+    lifecycle.acknowledge(alert, responder, note="on it")
+    lifecycle.resolve(alert, actor="token:3", note="recovered")
+    alert.events.create(kind="acknowledged", actor="user:999999")
+
+    text = page_text(viewer.get(f"/alerts/{alert.pk}/"))
+
+    assert "by system (beat)" in text
+    assert "by alice" in text
+    assert "by API token #3" in text
+    assert "by user #999999" in text  # a deleted user keeps their id
+    assert f"user:{responder.pk}" not in text
+
+
+@pytest.mark.parametrize(
+    ("actor", "shown"),
+    [
+        ("user:7", "alice"),
+        ("user:8", "user #8"),
+        ("user:²", "user:²"),
+        ("token:3", "API token #3"),
+        ("system:beat", "system (beat)"),
+        ("system:", "system:"),
+        ("someone", "someone"),
+    ],
+)
+def test_actor_label(actor, shown):
+    from controlplane.alerting.views import actor_label
+
+    assert actor_label(actor, {7: "alice"}) == shown
+
+
+def test_detail_names_many_users_in_one_query(
+    viewer, rule, member, org, django_assert_max_num_queries
+):
+    alert = fire(rule, "one")
+    for n in range(6):
+        user = member(org, Role.RESPONDER, username=f"responder{n}")
+        lifecycle.acknowledge(alert, user)
+        Alert.objects.filter(pk=alert.pk).update(state="firing")
+
+    with django_assert_max_num_queries(8):
+        text = page_text(viewer.get(f"/alerts/{alert.pk}/"))
+
+    assert all(f"by responder{n}" in text for n in range(6))
+
+
+def test_times_carry_their_zone(viewer, rule, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    alert = fire(rule, "one")
+    winter_noon = datetime.datetime(2026, 1, 15, 12, 0, tzinfo=datetime.UTC)
+    Alert.objects.filter(pk=alert.pk).update(started_at=winter_noon)
+
+    detail = viewer.get(f"/alerts/{alert.pk}/").content.decode()
+    listing = viewer.get("/alerts/").content.decode()
+
+    assert "15 Jan 2026 13:00:00 CET" in detail
+    assert 'Started <span class="muted">(Europe/Paris)</span>' in listing
+
+
+def test_responder_gets_a_note_field_and_the_note_is_kept(client, member, org, rule):
+    client.force_login(member(org, Role.RESPONDER))
+    alert = fire(rule, "one")
+    page = client.get(f"/alerts/{alert.pk}/").content.decode()
+    assert 'name="note"' in page
+
+    client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "  rolling back  "})
+    client.post(f"/alerts/{alert.pk}/resolve/", {"note": "x" * 1500})
+
+    notes = [event.note for event in alert.events.all()]
+    assert notes == ["", "rolling back", "x" * 1000]
+    assert "rolling back" in client.get(f"/alerts/{alert.pk}/").content.decode()
+
+
+def test_a_viewers_forbidden_post_gets_the_explaining_page(viewer, rule):
+    alert = fire(rule, "one")
+
+    response = viewer.post(f"/alerts/{alert.pk}/resolve/")
+
+    assert response.status_code == 403
+    content = response.content.decode()
+    assert "<h1>Not allowed</h1>" in content
+    assert "Only responders and managers" in content
+    assert 'href="/alerts/"' in content  # inside the site's frame, with a way back
