@@ -43,6 +43,7 @@ def test_malformed_value_stops_the_start_naming_the_variable(name, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr  # one clear line, not a stack
 
 
 def test_database_url_password_is_not_echoed():
