@@ -58,7 +58,8 @@ def require_postgresql() -> None:
     require(
         "PostgreSQL",
         connection.vendor == "postgresql",
-        "set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test (make test does when it is up)",
+        "the suite runs on SQLite unless DATABASE_URL names PostgreSQL; run "
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test (.ci/run sets it)",
     )
 
 

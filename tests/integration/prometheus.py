@@ -39,8 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
+from tests import waiting
 from tests.services import free_port, require
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,7 +58,6 @@ _FAMILY_SUFFIXES = {
     "unknown": ("",),
 }
 _CONFIG = "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n"
-_READY_WITHIN = 15.0
 
 
 def require_prometheus() -> tuple[str, str]:
@@ -146,18 +145,14 @@ def start_prometheus(data_dir: Path, port: int) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + _READY_WITHIN
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prometheus exited with {process.returncode}:\n{_tail(log_path)}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.02)
-    _terminate(process)
-    raise RuntimeError(f"Prometheus was not ready within {_READY_WITHIN:g} s:\n{_tail(log_path)}")
+    try:
+        waiting.until_serving(
+            f"http://127.0.0.1:{port}/-/ready", what="Prometheus", process=process, log=log_path
+        )
+    except BaseException:  # not ready, or interrupted: leave no Prometheus behind
+        _terminate(process)
+        raise
+    return process
 
 
 class PrometheusServer:
@@ -263,7 +258,3 @@ def _terminate(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -9,6 +9,7 @@ import pytest
 from observability import celery as task_context
 from observability import context, tracing
 from observability.context import AuditContext
+from tests.waiting import REQUEST_TIMEOUT
 
 
 def queued_task(headers: dict) -> SimpleNamespace:
@@ -107,7 +108,8 @@ def worker_app():
     def seen() -> dict:
         return {**context.current().as_dict(), "trace_id": tracing.current_trace_id()}
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    # A loaded machine is slow to stop the worker thread too; waiting is cheap, failing is not.
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=REQUEST_TIMEOUT):
         yield seen
 
 
@@ -116,7 +118,7 @@ def test_a_queued_task_runs_in_the_callers_trace_with_its_ids(worker_app, spans)
         with tracing.span("http.request") as caller:
             result = worker_app.delay()
 
-    seen = result.get(timeout=10)
+    seen = result.get(timeout=REQUEST_TIMEOUT)
 
     assert seen == {
         "request_id": "req-6",

@@ -12,6 +12,7 @@ from opentelemetry.trace import StatusCode
 
 from observability import context, tracing
 from observability.exporters import SpanLogExporter
+from tests.waiting import REQUEST_TIMEOUT
 
 
 def test_span_carries_the_audit_context(spans):
@@ -153,7 +154,7 @@ def test_otlp_exports_to_the_collectors_traces_path(collector):
 
     with provider.get_tracer("tests").start_as_current_span("alerting.evaluate"):
         pass
-    assert processor.force_flush(timeout_millis=5000)
+    assert processor.force_flush(timeout_millis=int(REQUEST_TIMEOUT * 1000))
     provider.shutdown()
 
     [(path, body)] = received
@@ -172,7 +173,9 @@ def test_outgoing_requests_are_traced_without_the_url_path(collector, spans):
     tracing.configure("observability-tests")
 
     with tracing.span("deliver") as outer:
-        requests.post(f"{endpoint}/services/T000/B000/s3cr3t?token=x", json={}, timeout=5)
+        requests.post(
+            f"{endpoint}/services/T000/B000/s3cr3t?token=x", json={}, timeout=REQUEST_TIMEOUT
+        )
 
     [outgoing] = [s for s in spans.get_finished_spans() if s.name == "POST"]
     assert outgoing.parent.span_id == outer.get_span_context().span_id

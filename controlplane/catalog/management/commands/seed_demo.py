@@ -54,6 +54,12 @@ class Command(BaseCommand):
         Membership.objects.update_or_create(
             organization=organization, user=user, defaults={"role": Role.MANAGER}
         )
+        # API calls, tokens and ?organization= all name the organisation by its slug.
+        self.stdout.write(
+            f"Demo organisation: {organization.name} (slug '{organization.slug}'). "
+            f"An API token for it: .venv/bin/python manage.py create_api_token "
+            f"--org {organization.slug} --scope write --name demo"
+        )
         if prometheus_url:
             source, created = MetricSource.objects.update_or_create(
                 organization=organization,
