@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from observability import metrics
+from observability import metrics, options
 from observability.tracing import span
 
 SUCCESS = "success"
@@ -21,8 +21,13 @@ def job_run(name: str, **attributes: AttributeValue) -> Iterator[trace.Span]:
     """Measure one run of the job ``name`` (also the span name, e.g. "audit.retention.job").
 
     Usable as ``with job_run("etl.import"):`` or as a decorator. A run that raises
-    counts as a failure and the exception propagates unchanged.
+    counts as a failure and the exception propagates unchanged. The metrics are
+    ``job_runs_total`` and its siblings, prefixed with
+    OBSERVABILITY["JOB_METRICS_NAMESPACE"] when the service sets one.
     """
+    # Looked up at every run, not at import: a module that decorates its jobs may be
+    # imported before settings are ready, and an overridden setting applies at once.
+    instruments = metrics.job_metrics(options.load().job_metrics_namespace)
     started = time.perf_counter()
     result = FAILURE
     try:
@@ -30,11 +35,7 @@ def job_run(name: str, **attributes: AttributeValue) -> Iterator[trace.Span]:
             yield current
         result = SUCCESS
     finally:
-        metrics.controlplane_job_runs_total.labels(job=name, result=result).inc()
-        metrics.controlplane_job_run_duration_seconds.labels(job=name).observe(
-            time.perf_counter() - started
-        )
+        instruments.runs.labels(job=name, result=result).inc()
+        instruments.duration.labels(job=name).observe(time.perf_counter() - started)
         if result == SUCCESS:
-            metrics.controlplane_job_last_success_timestamp_seconds.labels(
-                job=name
-            ).set_to_current_time()
+            instruments.last_success.labels(job=name).set_to_current_time()

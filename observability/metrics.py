@@ -1,13 +1,16 @@
-"""Every Prometheus metric the service exports, declared in one place.
+"""The generic metrics of the observability package, and the rules for any metric.
 
-A bounded context that needs a new metric adds it here, next to the others, so
-names, labels and buckets are reviewed together and the dashboards and alert rules
-in deploy/ have one list to check against. Declaring metrics elsewhere works
-(they all land in prometheus_client's default registry) but is not our practice.
+The package is installed by services it knows nothing about, so it declares only
+instruments that it writes itself, whatever the service: the HTTP server histogram
+(observability.middleware) and the job-run instruments (observability.jobs), whose
+names the service chooses with OBSERVABILITY["JOB_METRICS_NAMESPACE"]. A service's
+own metrics (the control plane's ``controlplane_*``) are declared by the service, in
+the bounded context that writes them and next to the code that does, when that code
+lands: a family that nothing writes is a dashboard panel that never fills.
 
-Rules for additions:
+Rules for a metric, here or in a service:
 - Names follow Prometheus conventions: base units (seconds), counters end in
-  ``_total``, our own metrics start with ``controlplane_``.
+  ``_total``, a service's own metrics start with its namespace (``controlplane_``).
 - Labels take values from a small, known set (route templates, job names,
   channel kinds); never ids, paths, emails or free text.
 - Every Gauge names its ``multiprocess_mode``. Under PROMETHEUS_MULTIPROC_DIR each
@@ -19,13 +22,15 @@ Rules for additions:
 
 from __future__ import annotations
 
+import threading
+from typing import NamedTuple
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Short enough to show a 200 ms latency objective exactly (0.2 and 0.25).
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5, 5, 10)
 # Batch jobs run from well under a second (a sync with nothing to do) to an hour.
 JOB_DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-EVALUATION_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 http_server_request_duration_seconds = Histogram(
     "http_server_request_duration_seconds",
@@ -34,61 +39,53 @@ http_server_request_duration_seconds = Histogram(
     buckets=HTTP_DURATION_BUCKETS,
 )
 
-controlplane_job_runs_total = Counter(
-    "controlplane_job_runs_total",
-    "Batch job runs, by job and result (success or failure).",
-    ["job", "result"],
-)
-controlplane_job_run_duration_seconds = Histogram(
-    "controlplane_job_run_duration_seconds",
-    "Duration of batch job runs, successful or not.",
-    ["job"],
-    buckets=JOB_DURATION_BUCKETS,
-)
-controlplane_job_last_success_timestamp_seconds = Gauge(
-    "controlplane_job_last_success_timestamp_seconds",
-    "Unix time at which the job last finished successfully.",
-    ["job"],
-    multiprocess_mode="max",
-)
 
-controlplane_calendar_sync_delay_seconds = Gauge(
-    "controlplane_calendar_sync_delay_seconds",
-    "How far the on-call calendar lags behind its source, in seconds.",
-    ["calendar"],
-    multiprocess_mode="mostrecent",
-)
-controlplane_calendar_queue_backlog = Gauge(
-    "controlplane_calendar_queue_backlog",
-    "Calendars waiting to be synchronised.",
-    multiprocess_mode="mostrecent",
-)
-controlplane_queue_backlog = Gauge(
-    "controlplane_queue_backlog",
-    "Messages waiting in a Celery queue.",
-    ["queue"],
-    multiprocess_mode="mostrecent",
-)
+class JobMetrics(NamedTuple):
+    """The instruments observability.jobs writes for every run of a job."""
 
-controlplane_rule_evaluations_total = Counter(
-    "controlplane_rule_evaluations_total",
-    "Alert rule evaluations, by result.",
-    ["result"],
-)
-controlplane_rule_evaluation_duration_seconds = Histogram(
-    "controlplane_rule_evaluation_duration_seconds",
-    "Duration of one alert rule evaluation.",
-    buckets=EVALUATION_DURATION_BUCKETS,
-)
-controlplane_alerts_firing = Gauge(
-    "controlplane_alerts_firing",
-    "Alerts currently firing, by severity.",
-    ["severity"],
-    multiprocess_mode="mostrecent",
-)
+    runs: Counter
+    duration: Histogram
+    last_success: Gauge
 
-controlplane_notifications_total = Counter(
-    "controlplane_notifications_total",
-    "Notification deliveries, by channel kind and result.",
-    ["channel_kind", "result"],
-)
+
+_job_metrics: dict[str, JobMetrics] = {}
+_job_metrics_lock = threading.Lock()
+
+
+def job_metrics(namespace: str = "") -> JobMetrics:
+    """The job-run instruments named under `namespace`: "" gives ``job_runs_total``,
+    ``job_run_duration_seconds`` and ``job_last_success_timestamp_seconds``;
+    "billing" gives ``billing_job_runs_total`` and so on.
+
+    Declared at the first run rather than at import: the name comes from settings,
+    and a process that runs no job then exports no job family at all.
+    """
+    found = _job_metrics.get(namespace)
+    if found is not None:
+        return found
+    # A second registration of a name raises, so two threads' first runs must not race.
+    with _job_metrics_lock:
+        if namespace not in _job_metrics:
+            _job_metrics[namespace] = JobMetrics(
+                runs=Counter(
+                    "job_runs_total",
+                    "Batch job runs, by job and result (success or failure).",
+                    ["job", "result"],
+                    namespace=namespace,
+                ),
+                duration=Histogram(
+                    "job_run_duration_seconds",
+                    "Duration of batch job runs, successful or not.",
+                    ["job"],
+                    namespace=namespace,
+                    buckets=JOB_DURATION_BUCKETS,
+                ),
+                last_success=Gauge(
+                    "job_last_success_timestamp_seconds",
+                    "Unix time at which the job last finished successfully.",
+                    ["job"],
+                    namespace=namespace,
+                    multiprocess_mode="max",
+                ),
+            )
+        return _job_metrics[namespace]

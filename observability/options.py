@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+# A metric name prefix, without the colon that Prometheus keeps for recording rules.
+_NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,9 @@ class Options:
     otlp_endpoint: str = ""
     log_spans: bool = False
     request_id_header: str = "X-Request-Id"
+    # Prefix of the job-run metrics: "billing" names them billing_job_runs_total and
+    # so on; left empty they are job_runs_total, as neutral as the package.
+    job_metrics_namespace: str = ""
 
 
 def load() -> Options:
@@ -26,10 +34,15 @@ def load() -> Options:
     given = getattr(settings, "OBSERVABILITY", None) or {}
     unknown = set(given) - _KEYS
     if unknown:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(f"OBSERVABILITY has unknown keys: {', '.join(sorted(unknown))}")
     defaults = Options()
+    namespace = given.get("JOB_METRICS_NAMESPACE") or defaults.job_metrics_namespace
+    # Checked here, at start-up, rather than by prometheus_client at the first job run.
+    if namespace and not (isinstance(namespace, str) and _NAMESPACE.fullmatch(namespace)):
+        raise ImproperlyConfigured(
+            f"OBSERVABILITY['JOB_METRICS_NAMESPACE'] must be letters, digits and underscores, "
+            f"not starting with a digit: {namespace!r}"
+        )
     return Options(
         enabled=bool(given.get("ENABLED", defaults.enabled)),
         service_name=given.get("SERVICE_NAME")
@@ -43,7 +56,15 @@ def load() -> Options:
         or defaults.otlp_endpoint,
         log_spans=bool(given.get("LOG_SPANS", defaults.log_spans)),
         request_id_header=given.get("REQUEST_ID_HEADER") or defaults.request_id_header,
+        job_metrics_namespace=namespace,
     )
 
 
-_KEYS = {"ENABLED", "SERVICE_NAME", "OTLP_ENDPOINT", "LOG_SPANS", "REQUEST_ID_HEADER"}
+_KEYS = {
+    "ENABLED",
+    "SERVICE_NAME",
+    "OTLP_ENDPOINT",
+    "LOG_SPANS",
+    "REQUEST_ID_HEADER",
+    "JOB_METRICS_NAMESPACE",
+}

@@ -48,3 +48,17 @@ def test_misspelt_keys_are_refused(settings):
 
     with pytest.raises(ImproperlyConfigured, match="ENABLE"):
         options.load()
+
+
+def test_the_job_metrics_namespace_is_a_metric_name_prefix(settings):
+    settings.OBSERVABILITY = {"JOB_METRICS_NAMESPACE": "billing"}
+
+    assert options.load().job_metrics_namespace == "billing"
+
+
+@pytest.mark.parametrize("namespace", ["billing-api", "9lives", "billing:", "a b", 42])
+def test_a_job_metrics_namespace_prometheus_would_refuse_stops_the_start(settings, namespace):
+    settings.OBSERVABILITY = {"JOB_METRICS_NAMESPACE": namespace}
+
+    with pytest.raises(ImproperlyConfigured, match="JOB_METRICS_NAMESPACE"):
+        options.load()

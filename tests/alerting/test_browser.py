@@ -1,0 +1,104 @@
+"""The alert pages in a real browser: a long float and long labels stay inside the page."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from controlplane.alerting import lifecycle
+from controlplane.alerting.models import Alert, AlertRule
+from controlplane.catalog.models import Membership, Organization, Role, Service
+from tests.runbooks.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.services import require
+
+VALUE = 0.379746835443038
+EXACT = "0.379746835443038"  # {{ $value }}, kept for the tooltip
+SHOWN = "379.7m"  # {{ $value | humanize }}
+# Label values as long as a rule may give them: one with no break opportunity at all,
+# one of words, one of path segments.
+UNBROKEN = "checkoutpaymentsgatewayeuwest" * 12
+WORDY = " ".join(["the checkout service behind the payments gateway"] * 8)
+PATHLIKE = "/".join(["api", "v1", "organizations", "acme", "services", "checkout"] * 10)
+WIDTHS = (1280, 390)
+
+# Measured in the page: the document must not scroll sideways, nor the table inside it.
+MEASURE = """() => {
+  const table = document.querySelector("table.alerts");
+  return {
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    tableOverflow: table ? table.scrollWidth - table.clientWidth : 0,
+    text: document.body.innerText,
+  };
+}"""
+
+
+@pytest.mark.integration
+def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
+    transactional_db, live_server, settings
+):
+    require("Chromium", os.path.exists(CHROMIUM), "install the Debian package 'chromium'")
+    from playwright.sync_api import sync_playwright
+
+    # The live server speaks plain HTTP.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    org = Organization.objects.create(slug="acme", name="Acme")
+    user = get_user_model().objects.create_user("oncall", password="correct horse battery")
+    Membership.objects.create(organization=org, user=user, role=Role.VIEWER)
+    service = Service.objects.create(
+        organization=org, slug="checkout-payments-gateway", name="Checkout", team="payments"
+    )
+    rule = AlertRule.objects.create(
+        organization=org,
+        service=service,
+        key="checkout.payments.gateway.error-ratio",
+        name="Checkout errors",
+        severity="critical",
+        expr="alerts.firing",
+    )
+    labels = {"instance": UNBROKEN, "description": WORDY, "path": PATHLIKE}
+    summary = f"Error ratio of {UNBROKEN} is {SHOWN}"
+    alert, _ = lifecycle.open_alert(rule, "wide", labels, VALUE, {"summary": summary})
+    # The widest top line a card can have: the longest state, with a tag.
+    other, _ = lifecycle.open_alert(rule, "acked", {"instance": "a"}, 12345.678, {})
+    Alert.objects.filter(pk=other.pk).update(state=Alert.State.ACKNOWLEDGED, is_test=True)
+    url = alert.get_absolute_url()
+    # Where each page shows the alert's value: its row of the list, its facts on its page.
+    pages = {
+        "list": ("/alerts/", f'tr:has(a[href="{url}"]) .alert-value'),
+        "detail": (url, ".alert-facts .alert-value"),
+    }
+    seen: dict[tuple[str, int], dict] = {}
+
+    # No ORM calls inside: Playwright runs an event loop in this thread.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTHS[0], "height": 900})
+            page.goto(f"{live_server.url}/accounts/login/?next=/alerts/")
+            page.fill("#id_username", "oncall")
+            page.fill("#id_password", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server.url}/alerts/")
+            for width in WIDTHS:
+                page.set_viewport_size({"width": width, "height": 900})
+                for name, (path, value) in pages.items():
+                    page.goto(f"{live_server.url}{path}")
+                    seen[name, width] = page.evaluate(MEASURE)
+                    seen[name, width]["value"] = page.eval_on_selector(
+                        value, "n => [n.textContent.trim(), n.getAttribute('value')]"
+                    )
+                    seen[name, width]["visible"] = page.is_visible(value)
+        finally:
+            browser.close()
+
+    for (name, width), measured in seen.items():
+        where = f"{name} at {width} px"
+        assert measured["innerWidth"] == width, where
+        assert measured["scrollWidth"] <= measured["innerWidth"], where
+        assert measured["tableOverflow"] <= 0, f"{where}: the table scrolls inside itself"
+        assert measured["value"] == [SHOWN, EXACT], where
+        assert measured["visible"], where
+        assert EXACT not in measured["text"], where
