@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from bench.report import Budget
@@ -49,7 +50,7 @@ def missing_services() -> list[str]:
 
 
 def _bare_queries(url: str, exprs: list[str], at: float) -> None:
-    from controlplane.alerting.prometheus import PrometheusClient
+    from controlplane.promql.client import PrometheusClient
 
     client = PrometheusClient(url, timeout=10)
     for expr in exprs:
@@ -96,6 +97,7 @@ def run() -> list[Budget]:
                 for size in SIZES:
                     budgets += _measure(size, prometheus.url, at, test_db)
                 budgets.append(_engine_overhead(prometheus.url, at))
+                budgets += _schedule_lag(prometheus.url, test_db)
             finally:
                 creation.destroy_test_db(test_db, verbosity=0)
     return budgets
@@ -125,11 +127,15 @@ def _seed(size: int, url: str):
         )
         for i in range(size)
     )
+    from controlplane.alerting.evaluation import ensure_evaluations
+
+    ensure_evaluations()  # bulk_create skips the receiver that makes them
     return list(AlertRule.objects.filter(organization=org).values_list("pk", flat=True))
 
 
 def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
-    from controlplane.alerting.models import AlertRule
+
+    from controlplane.alerting.models import RuleEvaluation
     from controlplane.alerting.tasks import batches, evaluate_rules
     from controlplane.celery import app
 
@@ -146,35 +152,12 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
         "LOG_LEVEL": "WARNING",
         "DATABASE_URL": _database_url(test_db),
     }
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "controlplane",
-                "worker",
-                "--pool=solo",
-                f"--hostname=bench{n}@%h",
-                "--loglevel=WARNING",
-                "--without-heartbeat",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for n in range(2)
-    ]
+    workers = _start_workers(env, broker)
     try:
-        time.sleep(3)  # both workers connected before the clock starts
         started = time.perf_counter()
         for batch in batches(ids):
             evaluate_rules.delay(batch, at=at.isoformat())
-        while AlertRule.objects.filter(last_evaluated_at__isnull=True).exists():
+        while RuleEvaluation.objects.filter(last_evaluated_at__isnull=True).exists():
             if time.perf_counter() - started > 300:
                 raise RuntimeError("evaluation did not finish within 300 s")
             time.sleep(0.05)
@@ -184,7 +167,7 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
             worker.terminate()
         for worker in workers:
             worker.wait()
-    firing = AlertRule.objects.filter(state="firing").count()
+    firing = RuleEvaluation.objects.filter(state="firing").count()
     assert firing == size // BREACHING_EVERY, f"{firing} of {size} rules fired"
     bare = bare_query_seconds(url, size, at.timestamp())
     print(
@@ -213,6 +196,153 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
             )
         )
     return budgets
+
+
+def _start_workers(env: dict, broker: str, count: int = 2):
+    """`count` real workers, each answering a ping before this returns."""
+    from celery.utils.nodenames import host_format
+    from kombu.exceptions import OperationalError
+
+    from controlplane.celery import app
+    from tests import waiting
+
+    hostnames = [host_format(f"bench{n}@%h") for n in range(count)]
+    logs = [Path(tempfile.gettempdir()) / f"bench-worker-{n}.log" for n in range(count)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "--pool=solo",
+                f"--hostname={hostname}",
+                "--loglevel=WARNING",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for hostname, log in zip(hostnames, logs, strict=True)
+    ]
+    for worker, hostname, log in zip(workers, hostnames, logs, strict=True):
+        waiting.until(
+            partial(app.control.ping, destination=[hostname], timeout=1),
+            what=f"the Celery worker {hostname} (a ping through {broker})",
+            process=worker,
+            log=log,
+            retry_on=(OSError, OperationalError),
+        )
+    return workers
+
+
+LAG_RULES = 1_000
+LAG_INTERVAL = timedelta(seconds=10)
+LAG_WARM_UP = 12.0  # seconds: the first round, while beat and workers settle
+LAG_MEASURED = 40.0  # seconds: four rounds of every rule
+LAG_GOAL_SECONDS = 1.0
+
+
+def _schedule_lag(url: str, test_db: str) -> list[Budget]:
+    """1,000 rules at a 10 s interval under a real beat and two workers, for four rounds:
+    the lag from each rule's slot to the start of its evaluation, and the spacing of
+    consecutive evaluations of a rule against its interval."""
+    import redis
+    from django.utils import timezone
+
+    from controlplane.alerting.models import AlertRule, RuleEvaluation
+    from controlplane.celery import app
+    from tests import waiting
+
+    ids = _seed(LAG_RULES, url)
+    now = timezone.now()
+    AlertRule.objects.filter(pk__in=ids).update(interval=LAG_INTERVAL)
+    # Phases spread over the interval, as rules created over time have them.
+    for n, pk in enumerate(ids):
+        RuleEvaluation.objects.filter(rule_id=pk).update(
+            due_at=now + LAG_INTERVAL * (n / len(ids)) + timedelta(seconds=LAG_WARM_UP / 2)
+        )
+    broker = "redis://127.0.0.1:6379/13"
+    redis.Redis.from_url(broker).flushdb()
+    app.conf.update(broker_url=broker, task_always_eager=False)
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": _database_url(test_db),
+    }
+    workers = _start_workers(env, broker)
+    beat_log = Path(tempfile.gettempdir()) / "bench-beat.log"
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "beat", "--loglevel=INFO"],
+        cwd=ROOT,
+        env=env,
+        stdout=beat_log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    seen: dict[tuple[int, object], float] = {}
+    try:
+        waiting.until(
+            lambda: RuleEvaluation.objects.filter(slot_at__isnull=False).exists(),
+            what="beat's first tick to be evaluated",
+            process=beat,
+            log=beat_log,
+        )
+        started = time.monotonic()
+        while time.monotonic() - started < LAG_WARM_UP + LAG_MEASURED:
+            for rule_id, slot, began in RuleEvaluation.objects.filter(
+                slot_at__isnull=False
+            ).values_list("rule_id", "slot_at", "last_evaluated_at"):
+                if time.monotonic() - started >= LAG_WARM_UP:
+                    seen.setdefault((rule_id, slot), (began - slot).total_seconds())
+            time.sleep(0.5)
+    finally:
+        for process in [beat, *workers]:
+            process.terminate()
+        for process in [beat, *workers]:
+            process.wait()
+    lags = sorted(seen.values())
+    slots: dict[int, list] = {}
+    for rule_id, slot in seen:
+        slots.setdefault(rule_id, []).append(slot)
+    gaps = [
+        (b - a).total_seconds()
+        for times in slots.values()
+        for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
+    ]
+    if not lags or not gaps:
+        raise RuntimeError(f"no evaluation was seen in {LAG_MEASURED:g} s; see {beat_log}")
+    p50, p95, worst = lags[len(lags) // 2], lags[int(len(lags) * 0.95)], lags[-1]
+    spacing = sum(gaps) / len(gaps)
+    print(
+        f"  slot lag, {LAG_RULES:,} rules at {LAG_INTERVAL.seconds} s, 2 workers, "
+        f"{len(lags):,} evaluations: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {worst * 1000:.0f} ms; mean spacing {spacing:.3f} s"
+    )
+    return [
+        Budget(
+            "alerting.slot_lag_p95 (1 s goal / p95 lag from slot to evaluation start)",
+            measured=LAG_GOAL_SECONDS,
+            baseline=p95,
+            unit="s",
+            goal=1.0,
+            note=f"p50 {p50:.3f} s, p95 {p95:.3f} s, max {worst:.3f} s",
+        ),
+        Budget(
+            "alerting.evaluation_spacing (interval / mean time between a rule's evaluations)",
+            measured=LAG_INTERVAL.total_seconds(),
+            baseline=spacing,
+            unit="s",
+            goal=0.99,
+            note=f"{len(gaps):,} gaps",
+        ),
+    ]
 
 
 def _engine_overhead(url: str, at) -> Budget:

@@ -52,6 +52,25 @@ def integer(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
+def named_paths(name: str) -> dict[str, str]:
+    """'a=pkg.mod.func,b=pkg.other.func' as {name: dotted path}; imported by the caller."""
+    found: dict[str, str] = {}
+    for item in string_list(name, []):
+        label, sep, path = item.partition("=")
+        label, path = label.strip(), path.strip()
+        if (
+            not sep
+            or not label
+            or not path
+            or not all(part.isidentifier() for part in path.split("."))
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must be name=dotted.path pairs separated by commas, got {item!r}"
+            )
+        found[label] = path
+    return found
+
+
 def string_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_prometheus",
     "observability",
@@ -69,7 +70,20 @@ DATABASES = {"default": env.database("DATABASE_URL", VAR_DIR / "controlplane.sql
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so a Celery worker started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # One file shared by web, worker and beat (the demo's default). WAL lets readers run
+    # beside the one writer; a writer waits up to 20 s for the lock rather than failing
+    # with "database is locked"; BEGIN IMMEDIATE takes the write lock when a transaction
+    # starts, because a transaction that read first and then writes is refused at once
+    # when another wrote meanwhile, whatever the timeout. synchronous=NORMAL is WAL's usual
+    # pairing: a power cut may lose the last commits but never corrupts the file.
+    # A DATABASE_URL's own options win.
+    _sqlite_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _sqlite_options.setdefault("transaction_mode", "IMMEDIATE")
+    _sqlite_options.setdefault("timeout", 20)
+    _sqlite_options.setdefault(
+        "init_command",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -120,6 +134,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Swagger UI and ReDoc come from drf-spectacular-sidecar's static files, not a CDN:
+    # the docs render without internet and tell no third party who reads them.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Otherwise Swagger UI sends the schema's address to validator.swagger.io for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": "none"},
 }
 
 CELERY_BROKER_URL = env.broker(
@@ -153,6 +174,8 @@ OBSERVABILITY = {
     "OTLP_ENDPOINT": env.url("OTEL_EXPORTER_OTLP_ENDPOINT"),
     "LOG_SPANS": env.boolean("LOG_SPANS", default=False),
     "REQUEST_ID_HEADER": "X-Request-Id",
+    # The package's job-run metrics carry our prefix: controlplane_job_runs_total, ...
+    "JOB_METRICS_NAMESPACE": "controlplane",
 }
 TRACE_URL_TEMPLATE = env.trace_url_template("TRACE_URL_TEMPLATE")
 
@@ -182,3 +205,11 @@ LOGGING = {
 for _key, _value in env.email("EMAIL_URL").items():
     globals()[_key] = _value
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "controlplane@localhost")
+
+# The alert outbox (docs/alerting.md): how long a worker may hold an event before
+# another may take it (a worker killed mid-way gives it back when this runs out),
+# and whether each commit nudges a worker at once (beat's tick finds events anyway).
+ALERT_EVENT_LEASE_SECONDS = env.integer("ALERT_EVENT_LEASE_SECONDS", 60, minimum=1)
+ALERT_EVENT_NUDGE = env.boolean("ALERT_EVENT_NUDGE", default=True)
+# Consumers beyond those the contexts register themselves: name=dotted.path.to.handler
+ALERT_EVENT_CONSUMERS = env.named_paths("ALERT_EVENT_CONSUMERS")

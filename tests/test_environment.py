@@ -35,6 +35,12 @@ def start(**variables) -> subprocess.CompletedProcess:
         ("DATABASE_URL", "postgres://[::1/controlplane"),
         ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/metrics"),
         ("SITE_URL", "http://[::1"),
+        ("ALERT_EVENT_LEASE_SECONDS", "soon"),
+        ("ALERT_EVENT_LEASE_SECONDS", "0"),
+        ("ALERT_EVENT_NUDGE", "sometimes"),
+        ("ALERT_EVENT_CONSUMERS", "paging"),
+        ("ALERT_EVENT_CONSUMERS", "paging=not a path"),
+        ("ALERT_EVENT_CONSUMERS", "paging=no_such_package.handle"),
     ],
 )
 def test_malformed_value_stops_the_start_naming_the_variable(name, value):

@@ -13,10 +13,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from controlplane.alerting import evaluation, fingerprints, lifecycle
+from controlplane.alerting import evaluation, fingerprints, lifecycle, outbox
 from controlplane.alerting.forms import AlertRuleForm, SilenceForm
-from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvaluation, Silence
+from controlplane.alerting.templates import humanize
 from controlplane.catalog import tenancy
+from controlplane.catalog.actors import Actor
 from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline
 
 # The label that sets a test alert apart from the rule's real instances.
@@ -44,12 +46,12 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
     list_filter = [
         ("service", admin.RelatedOnlyFieldListFilter),
         "severity",
-        "state",
+        ("evaluation__state", admin.ChoicesFieldListFilter),
         "enabled",
         "builtin",
     ]
     search_fields = ["key", "name", "expr"]
-    list_select_related = ["organization", "service"]
+    list_select_related = ["organization", "service", "evaluation"]
     actions = ["evaluate_now", "test_fire"]
     readonly_fields = [
         "builtin",
@@ -59,7 +61,7 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
         "last_value",
         "last_error",
         "last_evaluated_at",
-        "next_evaluation_at",
+        "next_slot",
     ]
     fieldsets = [
         (
@@ -102,11 +104,44 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
                     "last_value",
                     "last_error",
                     "last_evaluated_at",
-                    "next_evaluation_at",
+                    "next_slot",
                 ]
             },
         ),
     ]
+
+    # The evaluation state lives in its own row, written by the evaluator only: shown
+    # here, never part of the form, so saving the rule cannot write it back.
+    def _evaluation(self, rule: AlertRule) -> RuleEvaluation | None:
+        try:
+            return rule.evaluation
+        except RuleEvaluation.DoesNotExist:
+            return None
+
+    @admin.display(description="state", ordering="evaluation__state")
+    def state(self, rule: AlertRule) -> str:
+        row = self._evaluation(rule)
+        return row.get_state_display() if row else "not evaluated yet"
+
+    @admin.display(description="last value", ordering="evaluation__last_value")
+    def last_value(self, rule: AlertRule):
+        row = self._evaluation(rule)
+        return humanize(row.last_value) if row and row.last_value is not None else "-"
+
+    @admin.display(description="last error")
+    def last_error(self, rule: AlertRule) -> str:
+        row = self._evaluation(rule)
+        return row.last_error if row else ""
+
+    @admin.display(description="last evaluated at")
+    def last_evaluated_at(self, rule: AlertRule):
+        row = self._evaluation(rule)
+        return row.last_evaluated_at if row else None
+
+    @admin.display(description="next slot")
+    def next_slot(self, rule: AlertRule):
+        row = self._evaluation(rule)
+        return row.due_at if row else None
 
     def _managed(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return tenancy.scope(queryset, tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES))
@@ -131,11 +166,12 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Test fire: open a test alert for each", permissions=["change"])
     def test_fire(self, request: HttpRequest, queryset: QuerySet) -> None:
-        actor = f"user:{request.user.pk}"
+        actor = Actor.user(request.user)
         opened = already = 0
-        for rule in self._managed(request, queryset).select_related("service"):
+        for rule in self._managed(request, queryset).select_related("service", "evaluation"):
             labels = {**rule.labels, **TEST_LABELS}
-            value = rule.threshold if rule.threshold is not None else rule.last_value
+            row = self._evaluation(rule)
+            value = rule.threshold if rule.threshold is not None else (row and row.last_value)
             _, created = lifecycle.open_alert(
                 rule,
                 test_fingerprint(rule),
@@ -155,7 +191,7 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
 
 class AlertEventInline(ReadOnlyInline):
     model = AlertEvent
-    fields = ["at", "kind", "actor", "trace_id", "note"]
+    fields = ["at", "kind", "actor", "trace_id", "note", "dispatch", "dispatch_note"]
     readonly_fields = fields
     verbose_name_plural = "timeline"
 
@@ -234,7 +270,7 @@ class AlertAdmin(OrganizationScopedAdmin):
     def acknowledge(self, request: HttpRequest, queryset: QuerySet) -> None:
         selected = queryset.count()
         done = sum(
-            lifecycle.acknowledge(alert, request.user)
+            lifecycle.acknowledge(alert, Actor.user(request.user))
             for alert in self._respondable(request, queryset)
         )
         self._report(request, "acknowledged", done, selected, "not firing")
@@ -242,7 +278,7 @@ class AlertAdmin(OrganizationScopedAdmin):
     @admin.action(description="Resolve the selected alerts", permissions=["respond"])
     def resolve(self, request: HttpRequest, queryset: QuerySet) -> None:
         selected = queryset.count()
-        actor = f"user:{request.user.pk}"
+        actor = Actor.user(request.user)
         done = sum(
             lifecycle.resolve(alert, actor=actor, note="resolved by hand")
             for alert in self._respondable(request, queryset)
@@ -254,6 +290,70 @@ class AlertAdmin(OrganizationScopedAdmin):
         if done < selected:
             message += f" {selected - done} left as they were ({why_not}, or not yours to change)."
         self.message_user(request, message, messages.SUCCESS if done else messages.WARNING)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(OrganizationScopedAdmin):
+    """The outbox, seen from the admin: what has been handed on, what failed and why."""
+
+    organization_field = "alert__organization"
+    list_display = [
+        "at",
+        "alert",
+        "kind",
+        "actor",
+        "dispatch",
+        "dispatch_attempts",
+        "dispatched_at",
+    ]
+    list_filter = ["dispatch", "kind"]
+    search_fields = ["alert__rule_key", "note", "dispatch_note"]
+    list_select_related = ["alert"]
+    date_hierarchy = "at"
+    actions = ["retry_dispatch"]
+    fields = [
+        "alert",
+        "at",
+        "kind",
+        "actor",
+        "trace_id",
+        "note",
+        "details",
+        "dispatch",
+        "dispatch_attempts",
+        "dispatch_claimed_until",
+        "dispatched_at",
+        "dispatch_note",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        allowed = tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES)
+        return request.user.is_staff and (allowed is None or bool(allowed))
+
+    @admin.action(description="Hand failed events to their consumers again", permissions=["retry"])
+    def retry_dispatch(self, request: HttpRequest, queryset: QuerySet) -> None:
+        managed = tenancy.scope(
+            queryset,
+            tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES),
+            field="alert__organization",
+        )
+        count = outbox.retry(managed)
+        self.message_user(
+            request,
+            f"{count} failed event(s) queued again."
+            + ("" if count else " Only failed events of your organisations can be retried."),
+            messages.SUCCESS if count else messages.WARNING,
+        )
 
 
 class SilenceStatusFilter(admin.SimpleListFilter):

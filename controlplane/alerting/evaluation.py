@@ -1,8 +1,9 @@
 """Evaluating rules: query, compare, step the state machine, open and resolve alerts.
 
-The pure parts live in `states` (the state machine), `templates` (annotations) and
-`prometheus` (parsing answers); this module is the edge that reads the database
-and the sources and writes the outcome.
+The pure parts live in `states` (the state machine), `schedule` (slots),
+`templates` (annotations) and `promql` (the query API); this module is the edge
+that reads the database and the sources and writes the outcome. It writes a
+rule's `RuleEvaluation` only, never the rule a manager edits.
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import requests
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from controlplane.alerting import internal_signals, lifecycle, states, templates
-from controlplane.alerting.models import LONGEST_INTERVAL, Alert, AlertRule
-from controlplane.alerting.prometheus import (
+from controlplane.alerting import internal_signals, lifecycle, metrics, schedule, states, templates
+from controlplane.alerting.models import (
+    LONGEST_INTERVAL,
+    Alert,
+    AlertRule,
+    RuleEvaluation,
+    Severity,
+)
+from controlplane.catalog import sources
+from controlplane.catalog.actors import BEAT
+from controlplane.promql.client import (
     BadQuery,
     PrometheusClient,
     QueryFailed,
@@ -32,49 +40,54 @@ from controlplane.alerting.prometheus import (
     SourceTimeout,
     SourceUnavailable,
 )
-from controlplane.catalog.models import MetricSource
-from observability import context, metrics, tracing
+from observability import context, tracing
 
 logger = logging.getLogger(__name__)
 
-# How long a worker may hold a rule before another may take it over (a worker
-# killed mid-evaluation must not keep its rules forever).
+# How long beat's queueing or a worker's hold on a rule lasts before another may
+# take it (a lost task or a worker killed mid-evaluation must not keep its rules).
 CLAIM_LEASE = timedelta(minutes=2)
-HEALTH_WRITE_INTERVAL = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class Outcome:
     rule_id: int
-    result: str  # ok | source_error | bad_query | error
+    result: str  # ok | source_error | bad_query | error | retired
     query_seconds: float
     opened: int = 0
     resolved: int = 0
 
 
-def client_for(source: MetricSource, session: requests.Session | None = None) -> PrometheusClient:
-    headers = {"Authorization": source.auth_header} if source.auth_header else None
-    if session is None:
-        session = requests.Session()
-        # Sources are reached directly: proxy variables of the worker's environment
-        # do not apply (and reading them costs a scan of the environment per query).
-        session.trust_env = False
-    return PrometheusClient(source.url, timeout=source.timeout, headers=headers, session=session)
+def ensure_evaluations(rule_ids: Iterable[int] | None = None) -> int:
+    """Create the evaluation row of every rule that lacks one (rules made by
+    bulk_create or fixtures, which skip the post_save receiver)."""
+    missing = AlertRule.objects.filter(evaluation__isnull=True)
+    if rule_ids is not None:
+        missing = missing.filter(pk__in=list(rule_ids))
+    ids = list(missing.values_list("pk", flat=True))
+    if ids:
+        RuleEvaluation.objects.bulk_create(
+            [RuleEvaluation(rule_id=pk) for pk in ids], ignore_conflicts=True
+        )
+    return len(ids)
+
+
+def _free(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
 def claim(rule_ids: Iterable[int], now: datetime, due_only: bool = False) -> str:
-    """Take a lease on the rules no other worker holds; returns the lease's token.
-
-    With due_only, rules evaluated since they were queued are left alone, so a
-    rule queued twice by beat under load is evaluated once.
-    """
+    """Take a lease on the rules no one else holds; returns the lease's token."""
     token = uuid.uuid4().hex
-    rules = AlertRule.objects.filter(pk__in=list(rule_ids), enabled=True).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    rows = RuleEvaluation.objects.filter(rule_id__in=list(rule_ids), rule__enabled=True).filter(
+        _free(now)
     )
     if due_only:
-        rules = rules.filter(next_evaluation_at__lte=now)
-    rules.update(claimed_until=now + CLAIM_LEASE, claim_token=token)
+        rows = rows.filter(due_at__lte=now)
+    # An UPDATE cannot join: the enabled rules are picked by a subquery.
+    RuleEvaluation.objects.filter(pk__in=rows.values("pk")).filter(_free(now)).update(
+        claimed_until=now + CLAIM_LEASE, claim_token=token
+    )
     return token
 
 
@@ -85,73 +98,88 @@ class Lease:
         self.token = token
         self.renewed = time.monotonic()
 
-    def renew(self) -> None:
-        if time.monotonic() - self.renewed < CLAIM_LEASE.total_seconds() / 4:
+    def renew(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.renewed < CLAIM_LEASE.total_seconds() / 4:
             return
-        AlertRule.objects.filter(claim_token=self.token).update(
+        RuleEvaluation.objects.filter(claim_token=self.token).update(
             claimed_until=timezone.now() + CLAIM_LEASE
         )
         self.renewed = time.monotonic()
 
     def release(self) -> None:
-        AlertRule.objects.filter(claim_token=self.token).update(claimed_until=None, claim_token="")
+        RuleEvaluation.objects.filter(claim_token=self.token).update(
+            claimed_until=None, claim_token=""
+        )
 
 
 def due_rule_ids(now: datetime, limit: int = 10_000) -> list[int]:
+    """Enabled rules whose slot has come and that nobody has queued or holds."""
     return list(
-        AlertRule.objects.filter(enabled=True, next_evaluation_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("next_evaluation_at")
-        .values_list("pk", flat=True)[:limit]
+        RuleEvaluation.objects.filter(rule__enabled=True, due_at__lte=now)
+        .filter(_free(now))
+        .order_by("due_at")
+        .values_list("rule_id", flat=True)[:limit]
     )
 
 
 def evaluate_claimed(
-    rule_ids: Iterable[int], at: datetime | None = None, due_only: bool = False
+    rule_ids: Iterable[int],
+    at: datetime | None = None,
+    due_only: bool = False,
+    token: str | None = None,
 ) -> list[Outcome]:
-    """Claim the given rules and evaluate those this worker won, sharing queries.
+    """Evaluate the given rules this worker holds, sharing queries.
 
-    `at` evaluates at a fixed time (tests and backfills); None means now.
+    `token` is the lease beat took when it queued them; without one the rules are
+    claimed here. `at` evaluates at a fixed time (tests and backfills); None means now.
     """
-    lease = Lease(claim(rule_ids, timezone.now(), due_only))
+    rule_ids = list(rule_ids)
+    if token is None:
+        ensure_evaluations(rule_ids)
+        token = claim(rule_ids, timezone.now(), due_only)
+    lease = Lease(token)
+    lease.renew(force=True)  # a task that waited in the queue starts a full lease
     rules = list(
-        AlertRule.objects.filter(claim_token=lease.token, claimed_until__isnull=False)
-        .select_related("source", "service", "organization")
+        AlertRule.objects.filter(
+            pk__in=rule_ids,
+            evaluation__claim_token=token,
+            evaluation__claimed_until__isnull=False,
+        )
+        .select_related("evaluation", "source", "service", "organization")
         .order_by("pk")
     )
     try:
-        return evaluate(rules, at or timezone.now(), lease.renew)
+        return evaluate(rules, at or timezone.now(), lease.renew, token=token)
     finally:
         lease.release()
 
 
-def _save_states(rules: list[AlertRule]) -> None:
+def _save_states(evaluations: list[RuleEvaluation]) -> None:
     """Write each rule's evaluation state in one round of statements.
 
     The ORM's bulk_update builds a CASE expression per field and row, which cost
     more than the evaluation itself; executemany sends plain parameterised rows.
     """
-    table = AlertRule._meta.db_table
+    table = RuleEvaluation._meta.db_table
     ops = connection.ops
     rows = [
         (
-            rule.state,
-            rule.verification,
-            rule.verification_note,
-            json.dumps(rule.instances),
-            rule.last_value,
-            rule.last_error,
-            ops.adapt_datetimefield_value(rule.last_evaluated_at),
-            ops.adapt_datetimefield_value(rule.next_evaluation_at),
-            rule.pk,
+            row.state,
+            json.dumps(row.instances),
+            row.last_value,
+            row.last_error,
+            ops.adapt_datetimefield_value(row.last_evaluated_at),
+            ops.adapt_datetimefield_value(row.slot_at),
+            ops.adapt_datetimefield_value(row.due_at),
+            row.rule_id,
         )
-        for rule in rules
+        for row in evaluations
     ]
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"UPDATE {table} SET state = %s, verification = %s, verification_note = %s, "  # noqa: S608
-            "instances = %s, last_value = %s, "
-            "last_error = %s, last_evaluated_at = %s, next_evaluation_at = %s WHERE id = %s",
+            f"UPDATE {table} SET state = %s, instances = %s, last_value = %s, "  # noqa: S608
+            "last_error = %s, last_evaluated_at = %s, slot_at = %s, due_at = %s "
+            "WHERE rule_id = %s",
             rows,
         )
 
@@ -172,14 +200,31 @@ class InternalFailure(SourceError):
 SOURCE_DOWN = (SourceUnavailable, SourceTimeout)
 
 
+def _evaluation_of(rule: AlertRule) -> RuleEvaluation:
+    try:
+        return rule.evaluation
+    except RuleEvaluation.DoesNotExist:
+        ensure_evaluations([rule.pk])
+        rule.evaluation = RuleEvaluation.objects.get(rule_id=rule.pk)
+        return rule.evaluation
+
+
 def evaluate(
-    rules: list[AlertRule], now: datetime, heartbeat: Callable[[], None] = lambda: None
+    rules: list[AlertRule],
+    now: datetime,
+    heartbeat: Callable[[], None] = lambda: None,
+    token: str | None = None,
 ) -> list[Outcome]:
     """Evaluate the rules at `now`. Rules sharing source and expression share one query.
 
     All queries are made first, outside any transaction; then every outcome is
-    written in one transaction (a commit per rule would cost a disk flush per rule).
+    written in one transaction (a commit per rule would cost a disk flush per rule),
+    for the rules still ours once their rows are locked: a rule disabled, deleted
+    or given to another worker meanwhile keeps what that change wrote.
     """
+    started = timezone.now()
+    for rule in rules:
+        _evaluation_of(rule)
     groups: dict[tuple, list[AlertRule]] = defaultdict(list)
     for rule in rules:
         scope = rule.source_id if rule.source_id else f"org:{rule.organization_id}"
@@ -195,7 +240,7 @@ def evaluate(
         if first.source_id in down:
             answers[key] = Answer(None, down[first.source_id], 0.0)
             continue
-        started = time.perf_counter()
+        began = time.perf_counter()
         try:
             samples, error = _query(first, now, clients), None
         except SourceError as failure:
@@ -203,7 +248,7 @@ def evaluate(
         except Exception as failure:  # a bug in an internal signal
             logger.exception("measuring %s failed", first.expr)
             samples, error = None, InternalFailure(f"internal error: {failure}")
-        answers[key] = Answer(samples, error, time.perf_counter() - started)
+        answers[key] = Answer(samples, error, time.perf_counter() - began)
         if first.source_id and isinstance(error, SOURCE_DOWN):
             down[first.source_id] = error
         elif first.source_id:
@@ -211,30 +256,71 @@ def evaluate(
 
     outcomes = []
     with transaction.atomic():
+        held = _lock_held(rules, token)
+        written = []
         for key, group in groups.items():
             answer = answers[key]
             for rule in group:
-                outcomes.append(_apply(rule, answer, now, answer.seconds / len(group)))
-        _save_states(rules)
+                if rule.pk not in held:
+                    outcomes.append(Outcome(rule.pk, "retired", 0.0))
+                    continue
+                outcomes.append(_apply(rule, answer, now, started, answer.seconds / len(group)))
+                written.append(rule.evaluation)
+        _save_states(written)
+        _verify([outcome.rule_id for outcome in outcomes if outcome.result == "ok"])
     # Outside the batch's transaction: every worker touches the same source rows.
     # Health is wall-clock time even when evaluating at a fixed `now` (tests, backfills).
     health = {source_id: None for source_id in answered}
     health.update({source_id: error.message for source_id, error in down.items()})
-    _record_source_health(health, timezone.now())
+    sources.record_health(health, timezone.now())
     _publish_firing_gauge()
     return outcomes
+
+
+def _lock_held(rules: list[AlertRule], token: str | None) -> set[int]:
+    """Lock the rules' evaluation rows; the ids still enabled and (with a token) ours.
+
+    A disable or delete locks the same row (`retire`), so it either waits for this
+    batch to commit and then resolves what it opened, or goes first and this batch
+    leaves the rule alone.
+    """
+    rows = RuleEvaluation.objects.select_for_update(of=("self",)).filter(
+        rule_id__in=[rule.pk for rule in rules], rule__enabled=True
+    )
+    if token is not None:
+        rows = rows.filter(claim_token=token)
+    return set(rows.values_list("rule_id", flat=True))
+
+
+def _verify(ids: list[int]) -> None:
+    """A rule saved while its source was down is verified by a successful evaluation
+    (the source ran the expression: it parses).
+
+    Compare-and-set on the rule row: the one field of the definition the evaluator
+    may write, and only from unverified, so it never undoes an edit.
+    """
+    if ids:
+        AlertRule.objects.filter(
+            pk__in=ids, verification=AlertRule.Verification.UNVERIFIED, source__isnull=False
+        ).update(
+            verification=AlertRule.Verification.VERIFIED,
+            verification_note="Checked by its first successful evaluation.",
+        )
 
 
 def _query(rule: AlertRule, now: datetime, clients: dict[int, PrometheusClient]) -> list:
     if rule.source_id is None:
         return internal_signals.measure(rule.expr.strip(), rule.organization_id)
     if rule.source_id not in clients:
-        clients[rule.source_id] = client_for(rule.source)
+        clients[rule.source_id] = sources.client_for(rule.source)
     return clients[rule.source_id].query(rule.expr, at=now)
 
 
-def _apply(rule: AlertRule, answer: Answer, now: datetime, query_seconds: float) -> Outcome:
-    started = time.perf_counter()
+def _apply(
+    rule: AlertRule, answer: Answer, now: datetime, started: datetime, query_seconds: float
+) -> Outcome:
+    began = time.perf_counter()
+    row = rule.evaluation
     attributes = {
         "alerting.rule.key": rule.key,
         "app.organization.id": str(rule.organization_id),
@@ -245,30 +331,34 @@ def _apply(rule: AlertRule, answer: Answer, now: datetime, query_seconds: float)
         context.scope(organization_id=str(rule.organization_id)),
         tracing.span("alerting.evaluate", attributes) as span,
     ):
-        previous = states.load_instances(rule.instances)
+        previous = states.load_instances(row.instances)
+        # Templates edited since the last evaluation re-render even if no value moved.
+        edited = row.last_evaluated_at is None or rule.updated_at > row.last_evaluated_at
         try:
-            result, current, transitions = _step(rule, answer, previous, now)
-            if transitions or _values_changed(previous, current):
+            result, current, transitions = _step(rule, row, answer, previous, now)
+            firing = any(instance.state == "firing" for instance in current.values())
+            if transitions or (firing and (edited or _values_changed(previous, current))):
                 with transaction.atomic():  # a savepoint: one rule's failure spares the rest
-                    opened, resolved = _act(rule, previous, current, transitions, now)
+                    opened, resolved = _act(rule, previous, current, transitions, now, edited)
         except Exception as failure:
             # Keep the old instances: the transitions are tried again next time.
             logger.exception("evaluating rule %s failed", rule.key)
             result, current = "error", dict(previous)
-            rule.state = AlertRule.State.UNKNOWN
-            rule.last_error = f"internal error: {failure}"
+            row.state = AlertRule.State.UNKNOWN
+            row.last_error = f"internal error: {failure}"
         span.set_attribute("alerting.result", result)
-        rule.instances = states.dump_instances(current)
-        rule.last_evaluated_at = now
-        rule.next_evaluation_at = timezone.now() + min(rule.interval, LONGEST_INTERVAL)
-    metrics.controlplane_rule_evaluations_total.labels(result=result).inc()
-    metrics.controlplane_rule_evaluation_duration_seconds.observe(
-        time.perf_counter() - started + query_seconds
-    )
+        row.instances = states.dump_instances(current)
+        row.last_evaluated_at = now
+        slot = row.due_at
+        row.slot_at = slot
+        row.due_at = schedule.next_slot(slot, min(rule.interval, LONGEST_INTERVAL), started)
+    metrics.rule_evaluations.labels(result=result).inc()
+    metrics.rule_evaluation_duration.observe(time.perf_counter() - began + query_seconds)
+    metrics.rule_evaluation_lag.observe(schedule.lag(slot, started))
     return Outcome(rule.pk, result, query_seconds, opened, resolved)
 
 
-def _step(rule: AlertRule, answer: Answer, previous, now: datetime):
+def _step(rule: AlertRule, row: RuleEvaluation, answer: Answer, previous, now: datetime):
     """(result, instances, transitions) of one rule; nothing moves on a failure."""
     if answer.error is not None:
         if isinstance(answer.error, InternalFailure):
@@ -277,23 +367,19 @@ def _step(rule: AlertRule, answer: Answer, previous, now: datetime):
             result = "bad_query"  # the rule's fault, not the source's
         else:
             result = "source_error"
-        rule.state, rule.last_error = AlertRule.State.UNKNOWN, answer.error.message
+        row.state, row.last_error = AlertRule.State.UNKNOWN, answer.error.message
         return result, *states.step_unknown(previous, now)
     try:
         breaching = states.breaching(answer.samples, rule.op or None, rule.threshold)
         keyed = states.by_fingerprint(rule_identity(rule), breaching)
     except ValueError as failure:  # duplicate label sets, a bad operator
-        rule.state, rule.last_error = AlertRule.State.UNKNOWN, str(failure)
+        row.state, row.last_error = AlertRule.State.UNKNOWN, str(failure)
         return "bad_query", *states.step_unknown(previous, now)
     current, transitions = states.step(
         previous, keyed, now, rule.for_duration, rule.keep_firing_for
     )
-    rule.state, rule.last_error = states.rule_state(current), ""
-    rule.last_value = _headline(answer.samples)
-    if rule.source_id and rule.verification == AlertRule.Verification.UNVERIFIED:
-        # The source ran the expression: it parses. (Saved while the source was down.)
-        rule.verification = AlertRule.Verification.VERIFIED
-        rule.verification_note = "Checked by its first successful evaluation."
+    row.state, row.last_error = states.rule_state(current), ""
+    row.last_value = _headline(answer.samples)
     return "ok", current, transitions
 
 
@@ -317,35 +403,48 @@ def _values_changed(previous, current) -> bool:
     )
 
 
-def _act(rule: AlertRule, previous, current, transitions, now: datetime) -> tuple[int, int]:
+def _act(
+    rule: AlertRule, previous, current, transitions, now: datetime, edited: bool
+) -> tuple[int, int]:
     opened = resolved = 0
     for change in transitions:
         if change.kind == "firing":
-            labels = {**change.labels, **rule.labels}
             _, created = lifecycle.open_alert(
                 rule,
                 change.fingerprint,
-                labels,
+                states.alert_labels(change.labels, rule.labels),
                 change.value,
-                render_annotations(rule, labels, change.value),
+                render_annotations(rule, change.labels, change.value),
                 started_at=change.active_since,
+                actor=BEAT,
             )
             opened += created
         elif change.kind == "resolved":
             for alert in Alert.objects.filter(
                 organization_id=rule.organization_id, fingerprint=change.fingerprint
             ).exclude(state=Alert.State.RESOLVED):
-                resolved += lifecycle.resolve(alert, note="condition no longer true", at=now)
+                resolved += lifecycle.resolve(
+                    alert, actor=BEAT, note="condition no longer true", at=now
+                )
+    fired = {change.fingerprint for change in transitions if change.kind == "firing"}
     for instance in current.values():
         before = previous.get(instance.fingerprint)
-        if instance.state == "firing" and before is not None and before.value != instance.value:
-            Alert.objects.filter(
-                organization_id=rule.organization_id, fingerprint=instance.fingerprint
-            ).exclude(state=Alert.State.RESOLVED).update(value=instance.value)
+        if instance.state != "firing" or instance.fingerprint in fired or before is None:
+            continue
+        if instance.last_true_at != now:
+            continue  # kept firing by keep_firing_for: Prometheus keeps its last text
+        if edited or before.value != instance.value:
+            lifecycle.refresh_open(
+                rule.organization_id,
+                instance.fingerprint,
+                instance.value,
+                render_annotations(rule, instance.labels, instance.value),
+            )
     return opened, resolved
 
 
 def render_annotations(rule: AlertRule, labels, value: float) -> dict[str, str]:
+    """The rule's annotations for one series: `labels` are the query result's."""
     rendered = {}
     for name, template in (rule.annotations or {}).items():
         try:
@@ -356,29 +455,31 @@ def render_annotations(rule: AlertRule, labels, value: float) -> dict[str, str]:
     return rendered
 
 
-def _record_source_health(health: dict[int, str | None], now: datetime) -> None:
-    for source_id, problem in health.items():
-        if problem is None:
-            # A healthy source is written at most every HEALTH_WRITE_INTERVAL.
-            MetricSource.objects.filter(pk=source_id).filter(
-                Q(failing_since__isnull=False)
-                | Q(last_success_at__isnull=True)
-                | Q(last_success_at__lt=now - HEALTH_WRITE_INTERVAL)
-            ).update(failing_since=None, last_error="", last_success_at=now)
-        else:
-            MetricSource.objects.filter(pk=source_id, failing_since__isnull=True).update(
-                failing_since=now
+def retire(rule: AlertRule, note: str) -> int:
+    """A rule disabled or deleted: forget its instances, resolve its open alerts.
+
+    Locks the rule's evaluation row first, as a batch writing its outcome does, so
+    an evaluation in flight either commits before (and its alerts are resolved
+    here) or finds the rule no longer its own and writes nothing.
+    """
+    with transaction.atomic():
+        locked = list(RuleEvaluation.objects.select_for_update().filter(rule_id=rule.pk))
+        if locked:
+            RuleEvaluation.objects.filter(rule_id=rule.pk).update(
+                instances=[],
+                state=AlertRule.State.INACTIVE,
+                claimed_until=None,
+                claim_token="",
+                due_at=timezone.now(),
             )
-            MetricSource.objects.filter(pk=source_id).update(last_error=problem)
+        return lifecycle.retire_rule_alerts(rule, note)
 
 
 def _publish_firing_gauge() -> None:
-    from controlplane.alerting.models import Severity
-
     counts = dict(
         Alert.objects.filter(state=Alert.State.FIRING, is_test=False)
         .values_list("severity")
         .annotate(n=Count("pk"))
     )
     for severity in Severity.values:
-        metrics.controlplane_alerts_firing.labels(severity=severity).set(counts.get(severity, 0))
+        metrics.alerts_firing.labels(severity=severity).set(counts.get(severity, 0))

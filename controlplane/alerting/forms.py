@@ -7,9 +7,9 @@ from datetime import timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 
-from controlplane.alerting.durations import format_duration, parse_duration
 from controlplane.alerting.models import AlertRule, Silence
 from controlplane.alerting.validation import verify_expression
+from controlplane.promql.durations import format_duration, parse_duration
 
 
 class PrometheusDurationField(forms.CharField):

@@ -11,7 +11,9 @@ organisation and returns series, each a label set and a value:
 
 A rule with no source and `expr = "jobs.overdue"` then alerts on it like on PromQL
 (with `op` and `threshold`, `for`, `keep_firing_for`). Calendars register
-`calendar.queue` the same way.
+`calendar.queue` the same way. This module imports no model, so any context
+(and `alerting.models` itself) can import it; the alerting engine's own measures
+live in `alerting.measures`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-
-from django.db.models import Count
-from django.utils import timezone
 
 
 @dataclass(frozen=True)
@@ -55,30 +54,3 @@ def register(name: str, description: str):
 
 def measure(name: str, organization_id: int) -> list[Series]:
     return registry[name].measure(organization_id)
-
-
-@register("alerts.firing", "Open alerts (firing or acknowledged) by severity.")
-def alerts_firing(organization_id: int) -> list[Series]:
-    from controlplane.alerting.models import Alert, Severity
-
-    counts = dict(
-        Alert.objects.filter(organization_id=organization_id, is_test=False)
-        .exclude(state=Alert.State.RESOLVED)
-        .values_list("severity")
-        .annotate(n=Count("pk"))
-    )
-    return [Series({"severity": s}, float(counts.get(s, 0))) for s in Severity.values]
-
-
-@register(
-    "sources.failing_seconds",
-    "For each metric source that cannot be queried: seconds since it started failing.",
-)
-def sources_failing_seconds(organization_id: int) -> list[Series]:
-    from controlplane.catalog.models import MetricSource
-
-    now = timezone.now()
-    failing = MetricSource.objects.filter(
-        organization_id=organization_id, failing_since__isnull=False
-    ).values_list("name", "failing_since")
-    return [Series({"source": name}, (now - since).total_seconds()) for name, since in failing]

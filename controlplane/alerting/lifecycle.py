@@ -1,33 +1,62 @@
 """Opening, acknowledging and resolving alerts: the only ways an alert changes state.
 
-Each function writes the alert and its timeline in one transaction and sends its
-signal (controlplane.alerting.signals) once that transaction has committed.
+Each function changes the alert with a compare-and-set update and writes its
+timeline through `record()`, in one transaction. The timeline is the outbox
+(`alerting.outbox`): other contexts learn of the change from the event, which
+stays pending until they have recorded what they did with it, so a crash after
+the commit loses nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.alerting import signals
-from controlplane.alerting.models import SYSTEM_ACTOR, Alert, AlertEvent, AlertRule, Silence
+from controlplane.alerting import outbox
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
 from controlplane.alerting.silences import covers, parse_matchers, subject
+from controlplane.catalog.actors import BEAT, Actor
 from observability import context, tracing
 
 
-def _send_after_commit(signal, alert: Alert, actor: str) -> None:
-    transaction.on_commit(lambda: signal.send(sender=Alert, alert=alert, actor=actor))
+def record(
+    alert: Alert,
+    kind: str,
+    actor: Actor,
+    note: str = "",
+    at: datetime | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AlertEvent:
+    """Write one event of an alert's timeline: the only place that does.
+
+    Call it inside the transaction of the change it records, so that the change
+    and its event (the outbox entry) commit or vanish together. The audit trail
+    will be written here too.
+    """
+    event = AlertEvent.objects.create(
+        alert=alert,
+        kind=kind,
+        actor=actor.spec,
+        at=at or timezone.now(),
+        trace_id=tracing.current_trace_id() or alert.trace_id or "",
+        note=note,
+        details=dict(details or {}),
+    )
+    outbox.notify_on_commit()
+    return event
 
 
-def audit_tags(rule: AlertRule, actor: str) -> dict[str, str | None]:
+def audit_tags(rule: AlertRule, actor: Actor) -> dict[str, str | None]:
     ids = context.current()
     return {
         "organization": str(rule.organization_id),
         "service": rule.service.slug if rule.service_id else None,
         "rule": rule.key,
-        "actor": actor,
+        "actor": actor.spec,
         "request_id": ids.request_id,
         "user_id": ids.user_id,
     }
@@ -51,7 +80,7 @@ def open_alert(
     value: float | None,
     annotations: Mapping[str, str],
     started_at=None,
-    actor: str = SYSTEM_ACTOR,
+    actor: Actor = BEAT,
     is_test: bool = False,
 ) -> tuple[Alert, bool]:
     """Open the alert for this rule and label set, or return the one already open.
@@ -81,27 +110,26 @@ def open_alert(
         trace_id=tracing.current_trace_id() or "",
         span_id=tracing.current_span_id() or "",
         audit=audit_tags(rule, actor),
-        actor=actor,
+        actor=actor.spec,
         is_test=is_test,
         silenced_by=silence,
     )
     try:
         with transaction.atomic():
             alert.save()
-            AlertEvent.objects.create(
-                alert=alert,
-                kind=AlertEvent.Kind.OPENED,
-                actor=actor,
-                trace_id=alert.trace_id,
+            record(
+                alert,
+                AlertEvent.Kind.OPENED,
+                actor,
                 note="test alert" if is_test else "",
+                details={"value": _json_value(value), "annotations": dict(annotations)},
             )
             if silence is not None:
-                AlertEvent.objects.create(
-                    alert=alert,
-                    kind=AlertEvent.Kind.SILENCED,
-                    actor=actor,
-                    trace_id=alert.trace_id,
-                    note=f"silence {silence.pk}: {silence.comment}",
+                record(
+                    alert,
+                    AlertEvent.Kind.SILENCED,
+                    actor,
+                    f"silence {silence.pk}: {silence.comment}",
                 )
     except IntegrityError:
         winner = (
@@ -112,57 +140,47 @@ def open_alert(
         if winner is None:
             raise
         return winner, False
-    _send_after_commit(signals.alert_opened, alert, actor)
     return alert, True
 
 
+def _json_value(value: float | None) -> float | str | None:
+    from controlplane.promql.values import to_json
+
+    return None if value is None else to_json(value)
+
+
 @transaction.atomic
-def acknowledge(alert: Alert, user=None, note: str = "", actor: str | None = None) -> bool:
+def acknowledge(alert: Alert, actor: Actor, note: str = "") -> bool:
     """Acknowledge a firing alert; False when it was not firing (nothing changes).
 
-    A person acknowledges as `user`; anything else (an API token, a signed link)
-    names itself with `actor`, e.g. "token:12".
+    A person acknowledges as `Actor.user(u)` (the alert then names them as its
+    acknowledger); a token or a signed link names itself.
     """
-    if actor is None:
-        if user is None:
-            raise ValueError("acknowledge() needs a user or an actor")
-        actor = f"user:{user.pk}"
     changed = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).update(
-        state=Alert.State.ACKNOWLEDGED, acknowledged_at=timezone.now(), acknowledged_by=user
+        state=Alert.State.ACKNOWLEDGED,
+        acknowledged_at=timezone.now(),
+        acknowledged_by_id=actor.user_id,
     )
     if not changed:
         return False
     alert.refresh_from_db()
-    AlertEvent.objects.create(
-        alert=alert,
-        kind=AlertEvent.Kind.ACKNOWLEDGED,
-        actor=actor,
-        trace_id=tracing.current_trace_id() or "",
-        note=note,
-    )
-    _send_after_commit(signals.alert_acknowledged, alert, actor)
+    record(alert, AlertEvent.Kind.ACKNOWLEDGED, actor, note)
     return True
 
 
 @transaction.atomic
-def resolve(alert: Alert, actor: str = SYSTEM_ACTOR, note: str = "", at=None) -> bool:
+def resolve(alert: Alert, actor: Actor = BEAT, note: str = "", at=None) -> bool:
     """Resolve an open alert; False when it was already resolved."""
+    at = at or timezone.now()
     changed = (
         Alert.objects.filter(pk=alert.pk)
         .exclude(state=Alert.State.RESOLVED)
-        .update(state=Alert.State.RESOLVED, resolved_at=at or timezone.now())
+        .update(state=Alert.State.RESOLVED, resolved_at=at)
     )
     if not changed:
         return False
     alert.refresh_from_db()
-    AlertEvent.objects.create(
-        alert=alert,
-        kind=AlertEvent.Kind.RESOLVED,
-        actor=actor,
-        trace_id=tracing.current_trace_id() or "",
-        note=note,
-    )
-    _send_after_commit(signals.alert_resolved, alert, actor)
+    record(alert, AlertEvent.Kind.RESOLVED, actor, note)
     return True
 
 
@@ -208,14 +226,7 @@ def _unsilence(alert: Alert, silence: Silence, note: str) -> bool:
         if not Alert.objects.filter(pk=alert.pk, silenced_by=silence).update(silenced_by=None):
             return False
         alert.silenced_by = None
-        AlertEvent.objects.create(
-            alert=alert,
-            kind=AlertEvent.Kind.UNSILENCED,
-            actor=SYSTEM_ACTOR,
-            trace_id=tracing.current_trace_id() or "",
-            note=note,
-        )
-        _send_after_commit(signals.alert_unsilenced, alert, SYSTEM_ACTOR)
+        record(alert, AlertEvent.Kind.UNSILENCED, BEAT, note)
     return True
 
 
@@ -238,12 +249,11 @@ def apply_silence(silence: Silence, now=None) -> int:
             if Alert.objects.filter(pk=alert.pk, silenced_by__isnull=True).update(
                 silenced_by=silence
             ):
-                AlertEvent.objects.create(
-                    alert=alert,
-                    kind=AlertEvent.Kind.SILENCED,
-                    actor=SYSTEM_ACTOR,
-                    trace_id=tracing.current_trace_id() or "",
-                    note=f"silence {silence.pk}: {silence.comment}",
+                record(
+                    alert,
+                    AlertEvent.Kind.SILENCED,
+                    BEAT,
+                    f"silence {silence.pk}: {silence.comment}",
                 )
                 applied += 1
     return applied
@@ -253,6 +263,19 @@ def retire_rule_alerts(rule: AlertRule, note: str) -> int:
     """Resolve the open alerts of a rule that was disabled or deleted: nothing will
     evaluate them again, and an alert nobody can resolve would page forever."""
     return sum(
-        resolve(alert, actor=SYSTEM_ACTOR, note=note)
+        resolve(alert, actor=BEAT, note=note)
         for alert in Alert.objects.filter(rule=rule).exclude(state=Alert.State.RESOLVED)
+    )
+
+
+def refresh_open(
+    organization_id: int, fingerprint: str, value: float, annotations: Mapping[str, str]
+) -> int:
+    """Carry an evaluation's current value and re-rendered annotations to the open
+    alert, as Prometheus re-renders at every evaluation. Not a state change, so no
+    event: the opening value and text stay on the timeline."""
+    return (
+        Alert.objects.filter(organization_id=organization_id, fingerprint=fingerprint)
+        .exclude(state=Alert.State.RESOLVED)
+        .update(value=value, annotations=dict(annotations))
     )

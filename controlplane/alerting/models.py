@@ -14,8 +14,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from controlplane.alerting import templates
+from controlplane.alerting import internal_signals, templates
 from controlplane.alerting.states import OPERATORS
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.validators import contains_nul
 
 KEY_VALIDATOR = RegexValidator(
@@ -23,7 +24,6 @@ KEY_VALIDATOR = RegexValidator(
     "Use lowercase letters, digits, dots, dashes and underscores, e.g. api.5xx.",
 )
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-SYSTEM_ACTOR = "system:beat"
 # Upper bounds that keep schedules meaningful (and date arithmetic finite).
 LONGEST_FOR = timedelta(days=30)
 LONGEST_INTERVAL = timedelta(days=1)
@@ -90,22 +90,12 @@ class AlertRule(models.Model):
     enabled = models.BooleanField(default=True)
     builtin = models.BooleanField(default=False, editable=False)
 
+    # Set when the rule is saved (its PromQL checked against the source), and moved
+    # from unverified to verified by the evaluator with a compare-and-set update.
     verification = models.CharField(
         max_length=16, choices=Verification.choices, default=Verification.UNVERIFIED
     )
     verification_note = models.TextField(blank=True, editable=False)
-
-    # Evaluation state, written by the evaluator only.
-    state = models.CharField(
-        max_length=16, choices=State.choices, default=State.INACTIVE, editable=False
-    )
-    instances = models.JSONField(default=list, editable=False)
-    last_value = models.FloatField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False)
-    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    next_evaluation_at = models.DateTimeField(default=timezone.now, editable=False)
-    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
-    claim_token = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -121,7 +111,6 @@ class AlertRule(models.Model):
                 name="rule_durations_not_negative",
             ),
         ]
-        indexes = [models.Index(fields=["enabled", "next_evaluation_at"], name="rule_due")]
 
     def __str__(self) -> str:
         return self.key
@@ -185,8 +174,6 @@ class AlertRule(models.Model):
             if related is not None and owner is not None and owner != self.organization_id:
                 errors.setdefault(field, []).append("It belongs to another organisation.")
         if self.source_id is None and self.expr:
-            from controlplane.alerting import internal_signals
-
             if self.expr.strip() not in internal_signals.registry:
                 known = ", ".join(sorted(internal_signals.registry)) or "none"
                 errors.setdefault("expr", []).append(
@@ -212,6 +199,40 @@ def annotation_errors(annotations) -> dict[str, list[str]]:
         except templates.TemplateError as error:
             problems.append(f"{name}: {error}")
     return {"annotations": problems} if problems else {}
+
+
+class RuleEvaluation(models.Model):
+    """A rule's evaluation state: written by the evaluator only, never by an edit.
+
+    The rule row is what a manager edits; this row is what every tick writes. An
+    admin or API save of the rule can therefore never write back instances it read
+    before an evaluation changed them (which would leave their alerts open for ever).
+    """
+
+    rule = models.OneToOneField(
+        AlertRule, on_delete=models.CASCADE, primary_key=True, related_name="evaluation"
+    )
+    state = models.CharField(
+        max_length=16, choices=AlertRule.State.choices, default=AlertRule.State.INACTIVE
+    )
+    instances = models.JSONField(default=list, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    # The slot the last evaluation served, and the next one: slots are fixed
+    # (previous slot + interval), so evaluations keep time however long one takes.
+    slot_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(default=timezone.now)
+    # Queued by beat or held by a worker until then (a lost task or a killed worker
+    # gives the rule back when it passes); the token says whose turn it is.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="rule_evaluation_due")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.state}"
 
 
 class Alert(models.Model):
@@ -248,7 +269,7 @@ class Alert(models.Model):
     audit = models.JSONField(
         default=dict, help_text="organisation, service, rule, actor, request id"
     )
-    actor = models.CharField(max_length=100, default=SYSTEM_ACTOR)
+    actor = models.CharField(max_length=100, default=BEAT.spec)
     is_test = models.BooleanField(default=False)
     silenced_by = models.ForeignKey(
         "alerting.Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
@@ -289,15 +310,46 @@ class AlertEvent(models.Model):
         UNSILENCED = "unsilenced", "Silence ended while firing"
         SOURCE_UNKNOWN = "source_unknown", "Source failing: kept firing"
 
+    class Dispatch(models.TextChoices):
+        PENDING = "pending", "Waiting for its consumers"
+        DONE = "done", "Taken by its consumers"
+        FAILED = "failed", "A consumer failed: see the note"
+
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     actor = models.CharField(max_length=100)
     trace_id = models.CharField(max_length=32, blank=True)
     note = models.TextField(blank=True)
+    # What the alert looked like at this moment (an opening keeps its first value
+    # and annotations here, since the alert's own are re-rendered every evaluation).
+    details = models.JSONField(default=dict, blank=True)
+
+    # The outbox (see docs/alerting.md): written in the transaction of the change,
+    # pending until the consumers have recorded what they did with it.
+    dispatch = models.CharField(
+        max_length=8, choices=Dispatch.choices, default=Dispatch.PENDING, editable=False
+    )
+    dispatch_attempts = models.PositiveIntegerField(default=0, editable=False)
+    dispatch_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    dispatch_token = models.CharField(max_length=32, blank=True, editable=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    dispatch_note = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["alert", "id"],
+                condition=Q(dispatch="pending"),
+                name="alert_event_undispatched",
+            ),
+            models.Index(
+                fields=["dispatch_token"],
+                condition=Q(dispatch="pending"),
+                name="alert_event_claim",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor}"

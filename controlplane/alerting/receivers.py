@@ -8,9 +8,9 @@ deleted rule resolves its alerts.
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
-from controlplane.alerting import lifecycle
+from controlplane.alerting import evaluation, lifecycle
 from controlplane.alerting.builtin import seed_rules
-from controlplane.alerting.models import AlertRule, Silence
+from controlplane.alerting.models import AlertRule, RuleEvaluation, Silence
 from controlplane.catalog.models import MetricSource, Organization
 
 
@@ -37,16 +37,17 @@ def lift_deleted_silence(sender, instance: Silence, **_):
     lifecycle.lift_silence(instance, "silence deleted")
 
 
-@receiver(post_save, sender=AlertRule, dispatch_uid="alerting.retire_disabled_rule")
-def retire_disabled_rule(sender, instance: AlertRule, raw=False, **_):
-    if not raw and not instance.enabled:
-        lifecycle.retire_rule_alerts(instance, "rule disabled")
-        if instance.instances or instance.state != AlertRule.State.INACTIVE:
-            AlertRule.objects.filter(pk=instance.pk).update(
-                instances=[], state=AlertRule.State.INACTIVE
-            )
+@receiver(post_save, sender=AlertRule, dispatch_uid="alerting.rule_saved")
+def rule_saved(sender, instance: AlertRule, created: bool, raw=False, **_):
+    if raw:
+        return
+    if created:
+        # Due at once; the tick also creates rows that bulk_create skipped.
+        RuleEvaluation.objects.get_or_create(rule=instance)
+    if not instance.enabled:
+        evaluation.retire(instance, "rule disabled")
 
 
 @receiver(pre_delete, sender=AlertRule, dispatch_uid="alerting.retire_deleted_rule")
 def retire_deleted_rule(sender, instance: AlertRule, **_):
-    lifecycle.retire_rule_alerts(instance, "rule deleted")
+    evaluation.retire(instance, "rule deleted")

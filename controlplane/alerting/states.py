@@ -4,7 +4,9 @@ Each label set a rule's query returns is one alert instance:
 
     inactive -> pending  (condition true for less than `for`)
              -> firing   (true for `for` or longer; at once when `for` is zero)
-             -> resolved (false for `keep_firing_for` after it was last true)
+             -> resolved (false at an evaluation `keep_firing_for` or more after
+                          the first evaluation that found it false: Prometheus'
+                          KeepFiringSince)
 
 A pending instance whose condition goes false is simply dropped ("cleared").
 The caller stores the instances of a rule between evaluations (they are JSON
@@ -14,12 +16,13 @@ friendly) and acts on the transitions each `step` returns.
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar
 
 from controlplane.alerting.fingerprints import fingerprint
+from controlplane.promql.values import to_json
 
 State = Literal["pending", "firing"]
 RuleState = Literal["inactive", "pending", "firing", "unknown"]
@@ -65,6 +68,9 @@ class InstanceState:
     last_true_at: datetime
     value: float
     fired_at: datetime | None = None
+    # The first evaluation that found the condition false while firing; the
+    # instance resolves once `keep_firing_for` has passed since then.
+    keep_firing_since: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))
@@ -76,13 +82,13 @@ class InstanceState:
             "state": self.state,
             "active_since": self.active_since.isoformat(),
             "last_true_at": self.last_true_at.isoformat(),
-            "value": _encode_value(self.value),
-            "fired_at": self.fired_at.isoformat() if self.fired_at else None,
+            "value": to_json(self.value),
+            "fired_at": _iso(self.fired_at),
+            "keep_firing_since": _iso(self.keep_firing_since),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "InstanceState":
-        fired_at = data.get("fired_at")
         return cls(
             fingerprint=data["fingerprint"],
             labels=data["labels"],
@@ -90,8 +96,17 @@ class InstanceState:
             active_since=datetime.fromisoformat(data["active_since"]),
             last_true_at=datetime.fromisoformat(data["last_true_at"]),
             value=float(data["value"]),
-            fired_at=datetime.fromisoformat(fired_at) if fired_at else None,
+            fired_at=_parse_iso(data.get("fired_at")),
+            keep_firing_since=_parse_iso(data.get("keep_firing_since")),
         )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -105,16 +120,6 @@ class Transition:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))
-
-
-def _encode_value(value: float) -> float | str:
-    # JSON (and PostgreSQL jsonb) has no NaN or infinities: store those as
-    # Prometheus writes them, which float() reads back.
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return value
 
 
 def dump_instances(instances: Mapping[str, InstanceState]) -> list[dict[str, Any]]:
@@ -131,21 +136,18 @@ def load_instances(data: Iterable[Mapping[str, Any]] | None) -> dict[str, Instan
 def breaching(samples: Iterable[M], op: str | None, threshold: float | None) -> list[M]:
     """The samples whose value meets the rule's condition.
 
-    With no operator every returned series breaches: the query is the condition,
-    as in a Prometheus rule. A NaN never breaches (0/0 is "no traffic", not bad).
+    With no operator every returned series breaches, whatever its value (NaN
+    included): the query is the condition, as in a Prometheus rule. A comparison
+    on NaN is IEEE's, as in PromQL: `NaN != 1` holds, `NaN > 1` does not.
     """
     if op is None:
-        return [sample for sample in samples if not math.isnan(sample.value)]
+        return list(samples)
     if op not in OPERATORS:
         raise ValueError(f"unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
     if threshold is None or math.isnan(threshold):
         raise ValueError(f"operator {op!r} needs a threshold")
     compare = OPERATORS[op]
-    return [
-        sample
-        for sample in samples
-        if not math.isnan(sample.value) and compare(sample.value, threshold)
-    ]
+    return [sample for sample in samples if compare(sample.value, threshold)]
 
 
 def by_fingerprint(
@@ -153,20 +155,31 @@ def by_fingerprint(
 ) -> dict[str, tuple[Mapping[str, str], float]]:
     """Key samples by their instance fingerprint, ready for `step`.
 
-    As in Prometheus the metric name is not part of an alert's labels, so two
-    series that differ only by name are one instance: that is an error.
+    The labels kept are the query result's, `__name__` included where the result
+    has it (annotations see them as `$labels`, as in Prometheus). The metric name
+    is not part of an alert's identity, so two series that differ only by name
+    are one instance: that is an error.
     """
     keyed: dict[str, tuple[Mapping[str, str], float]] = {}
     for sample in samples:
-        labels = {name: value for name, value in sample.labels.items() if name != "__name__"}
-        key = fingerprint(rule_key, labels)
+        identity = {name: value for name, value in sample.labels.items() if name != "__name__"}
+        key = fingerprint(rule_key, identity)
         if key in keyed:
             raise DuplicateLabelSet(
-                f"the query returns more than one series with the labels {labels}; "
+                f"the query returns more than one series with the labels {identity}; "
                 "aggregate them or keep a label that tells them apart"
             )
-        keyed[key] = (labels, sample.value)
+        keyed[key] = (dict(sample.labels), sample.value)
     return keyed
+
+
+def alert_labels(result: Mapping[str, str], rule: Mapping[str, str]) -> dict[str, str]:
+    """An alert's labels as Prometheus builds them: the result's without `__name__`,
+    the rule's on top, and a label whose value is empty dropped (so an empty rule
+    label removes the result's label of that name)."""
+    merged = {name: value for name, value in result.items() if name != "__name__"}
+    merged.update(rule)
+    return {name: value for name, value in merged.items() if value != ""}
 
 
 def step(
@@ -212,7 +225,7 @@ def step(
                 last_true_at=now,
                 value=value,
                 fired_at=before.fired_at,
-            )
+            )  # true again: keep_firing_since starts over
 
         if instance.state == "pending" and now - instance.active_since >= for_:
             instance = InstanceState(
@@ -234,8 +247,10 @@ def step(
             continue
         if before.state == "pending":
             record("cleared", before)
-        elif now - before.last_true_at < keep_firing_for:
-            current[key] = before
+            continue
+        since = before.keep_firing_since or now
+        if keep_firing_for > timedelta(0) and now - since < keep_firing_for:
+            current[key] = replace(before, keep_firing_since=since)
         else:
             record("resolved", before)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from controlplane.alerting import evaluation, lifecycle
+from controlplane.alerting import evaluation, lifecycle, outbox
 
 # Rules a worker evaluates per task: large enough to share queries, small enough
 # that a slow source holds up only its own batch.
@@ -16,12 +16,19 @@ BATCH_SIZE = 100
 
 @shared_task(name="alerting.evaluate_due_rules", ignore_result=True)
 def evaluate_due_rules() -> int:
-    """Beat's tick: fan the due rules out to workers, grouped so shared queries stay together."""
+    """Beat's tick (every second): queue the rules whose slot has come, grouped so
+    shared queries stay together. Each batch is leased as it is queued, so a rule
+    waiting in the queue is not queued again by the next tick; a lost message
+    gives its rules back when the lease runs out. It never talks to a source."""
     now = timezone.now()
+    evaluation.ensure_evaluations()
     ids = evaluation.due_rule_ids(now)
+    queued = 0
     for batch in batches(ids):
-        evaluate_rules.delay(batch)
-    return len(ids)
+        token = evaluation.claim(batch, now, due_only=True)
+        evaluate_rules.delay(batch, token=token)
+        queued += len(batch)
+    return queued
 
 
 def batches(rule_ids: list[int]) -> list[list[int]]:
@@ -44,11 +51,18 @@ def batches(rule_ids: list[int]) -> list[list[int]]:
 
 
 @shared_task(name="alerting.evaluate_rules", ignore_result=True, acks_late=True)
-def evaluate_rules(rule_ids: list[int], at: str | None = None) -> int:
-    """Evaluate the rules this worker can claim; `at` (ISO 8601) replays a fixed time."""
+def evaluate_rules(rule_ids: list[int], at: str | None = None, token: str | None = None) -> int:
+    """Evaluate the rules of beat's lease `token` (or those this worker can claim);
+    `at` (ISO 8601) replays a fixed time."""
     when = datetime.fromisoformat(at) if at else None
-    # Queued by beat (no `at`): skip rules another task has evaluated since.
-    return len(evaluation.evaluate_claimed(rule_ids, at=when, due_only=when is None))
+    return len(evaluation.evaluate_claimed(rule_ids, at=when, due_only=when is None, token=token))
+
+
+@shared_task(name="alerting.dispatch_alert_events", ignore_result=True, acks_late=True)
+def dispatch_alert_events() -> int:
+    """Hand pending timeline events to their consumers (beat's tick, and a nudge
+    after each change): see `alerting.outbox`."""
+    return outbox.drain()
 
 
 @shared_task(name="alerting.release_ended_silences", ignore_result=True)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from controlplane.promql.values import spell
+
 
 class TemplateError(ValueError):
     """The template cannot be rendered; the message says where and why."""
@@ -21,10 +23,8 @@ class TemplateError(ValueError):
 
 def _go_float(value: float) -> str:
     """A float as Go prints `{{ $value }}`: shortest digits, 1e+06 from a million."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
+    if (spelled := spell(value)) is not None:
+        return spelled
     number = Decimal(repr(value))
     exponent = number.adjusted()
     if -4 <= exponent < 6:
@@ -40,10 +40,8 @@ def _go_float(value: float) -> str:
 
 def _g4(value: float) -> str:
     """Go's %.4g."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
+    if (spelled := spell(value)) is not None:
+        return spelled
     return f"{value:.4g}"
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from controlplane.alerting.evaluation import client_for
 from controlplane.alerting.models import AlertRule
-from controlplane.alerting.prometheus import BadQuery, SourceError
+from controlplane.catalog.sources import client_for
+from controlplane.promql.client import BadQuery, SourceError
 
 
 def verify_expression(rule: AlertRule) -> None:

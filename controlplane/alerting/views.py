@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, QuerySet, Value, When
@@ -16,7 +15,8 @@ from django.views.decorators.http import require_POST
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, Severity
-from controlplane.catalog import tenancy
+from controlplane.catalog import actors, tenancy
+from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import Service
 from controlplane.catalog.validators import NUL
 
@@ -105,33 +105,12 @@ def _alert_or_404(request: HttpRequest, pk: int) -> Alert:
     return alert
 
 
-def _user_id(actor: str) -> int | None:
-    kind, _, ident = actor.partition(":")
-    return int(ident) if kind == "user" and ident.isascii() and ident.isdigit() else None
-
-
-def actor_label(actor: str, usernames: dict[int, str]) -> str:
-    """How the timeline names who did something: "user:2" becomes that user's name."""
-    if (user_id := _user_id(actor)) is not None:
-        return usernames.get(user_id, f"user #{user_id}")
-    kind, _, ident = actor.partition(":")
-    if kind == "token" and ident:
-        return f"API token #{ident}"
-    if kind == "system" and ident:
-        return f"system ({ident})"
-    return actor
-
-
 def _timeline(alert: Alert) -> list[AlertEvent]:
-    """The alert's events, each with an `actor_label`; one query names all their users."""
+    """The alert's events, each with an `actor_label`; at most two queries name them all."""
     events = list(alert.events.all())
-    ids = {_user_id(event.actor) for event in events} - {None}
-    usernames: dict[int, str] = {}
-    if ids:
-        User = get_user_model()
-        usernames = dict(User.objects.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD))
+    names = actors.labels(event.actor for event in events)
     for event in events:
-        event.actor_label = actor_label(event.actor, usernames)
+        event.actor_label = names[event.actor]
     return events
 
 
@@ -173,7 +152,7 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     note = _note(request)
     if note is None:
         return redirect(alert)
-    if lifecycle.acknowledge(alert, request.user, note=note):
+    if lifecycle.acknowledge(alert, Actor.user(request.user), note=note):
         messages.success(request, "Acknowledged.")
     else:
         messages.info(request, f"Nothing to acknowledge: the alert is {alert.state}.")
@@ -187,7 +166,7 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
     note = _note(request)
     if note is None:
         return redirect(alert)
-    if lifecycle.resolve(alert, actor=f"user:{request.user.pk}", note=note or "resolved by hand"):
+    if lifecycle.resolve(alert, actor=Actor.user(request.user), note=note or "resolved by hand"):
         messages.success(request, "Resolved.")
     else:
         messages.info(request, "The alert was already resolved.")

@@ -21,6 +21,7 @@ from controlplane.api.bodies import StrictBody
 from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog import tenancy
+from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import ApiToken
 
 
@@ -147,11 +148,11 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
             queryset = queryset.filter(rule_key=params["rule"])
         return queryset
 
-    def _actor(self, request: Request) -> tuple[object | None, str]:
-        """(user, actor name): a token acts under its own name, with no user row."""
+    def _actor(self, request: Request) -> Actor:
+        """A token acts under its own name, with no user row."""
         if isinstance(request.auth, ApiToken):
-            return None, f"token:{request.auth.pk}"
-        return request.user, f"user:{request.user.pk}"
+            return Actor.token(request.auth)
+        return Actor.user(request.user)
 
     @extend_schema(request=NoteSerializer, responses=AlertDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -159,8 +160,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
         """Acknowledge a firing alert; 409 when it is not firing."""
         alert = self.get_object()
         note = self._note(request)
-        user, actor = self._actor(request)
-        if not lifecycle.acknowledge(alert, user, note=note, actor=actor):
+        if not lifecycle.acknowledge(alert, self._actor(request), note=note):
             return Response(
                 {"detail": f"Only a firing alert can be acknowledged; this one is {alert.state}."},
                 status=409,
@@ -172,7 +172,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
     def resolve(self, request: Request, pk=None) -> Response:
         """Resolve an open alert; 409 when it is already resolved."""
         alert = self.get_object()
-        _, actor = self._actor(request)
+        actor = self._actor(request)
         if not lifecycle.resolve(
             alert, actor=actor, note=self._note(request) or "resolved by hand"
         ):

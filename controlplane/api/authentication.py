@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import ApiToken
 from observability import context
 
@@ -24,7 +25,7 @@ class TokenPrincipal:
 
     @property
     def pk(self) -> str:
-        return f"token:{self.token.pk}"
+        return Actor.token(self.token).spec
 
     id = pk
 

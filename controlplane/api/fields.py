@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-NON_FINITE = ["NaN", "+Inf", "-Inf"]
+from controlplane.promql import values
+
+NON_FINITE = list(values.NON_FINITE)
 
 
 @extend_schema_field(
@@ -27,9 +27,4 @@ class SampleValueField(serializers.FloatField):
     """
 
     def to_representation(self, value) -> float | str:
-        number = float(value)
-        if math.isnan(number):
-            return "NaN"
-        if math.isinf(number):
-            return "+Inf" if number > 0 else "-Inf"
-        return number
+        return values.to_json(float(value))

@@ -14,7 +14,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
-from controlplane.alerting.durations import format_duration, parse_duration
 from controlplane.alerting.models import AlertRule, Severity
 from controlplane.alerting.states import OPERATORS
 from controlplane.alerting.validation import verify_expression
@@ -24,6 +23,7 @@ from controlplane.api.errors import save_or_conflict
 from controlplane.api.fields import SampleValueField
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
+from controlplane.promql.durations import format_duration, parse_duration
 from runbooks.models import Runbook
 
 # API name -> model field, where they differ.
@@ -79,10 +79,13 @@ class RuleSerializer(StrictBody, serializers.Serializer):
     runbook = serializers.CharField(required=False, allow_null=True, help_text="A runbook slug.")
     enabled = serializers.BooleanField(required=False)
     builtin = serializers.BooleanField(read_only=True)
-    state = serializers.CharField(read_only=True)
-    last_value = SampleValueField(read_only=True)
-    last_error = serializers.CharField(read_only=True)
-    last_evaluated_at = serializers.DateTimeField(read_only=True)
+    # The evaluator's (RuleEvaluation): read here, never written by an edit.
+    state = serializers.CharField(source="evaluation.state", read_only=True, default="inactive")
+    last_value = SampleValueField(source="evaluation.last_value", read_only=True, default=None)
+    last_error = serializers.CharField(source="evaluation.last_error", read_only=True, default="")
+    last_evaluated_at = serializers.DateTimeField(
+        source="evaluation.last_evaluated_at", read_only=True, default=None
+    )
     verification = serializers.CharField(read_only=True)
     verification_note = serializers.CharField(read_only=True)
 
@@ -187,7 +190,7 @@ class RuleViewSet(
     """Alert rules of the caller's organisation, by key. Writes need a write token."""
 
     queryset = AlertRule.objects.select_related(
-        "organization", "service", "source", "runbook"
+        "organization", "service", "source", "runbook", "evaluation"
     ).order_by("organization_id", "key")
     serializer_class = RuleSerializer
     lookup_field = "key"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -15,7 +17,11 @@ from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
 from controlplane.api.errors import save_or_conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
-from controlplane.catalog.models import MetricSource, Organization
+from controlplane.catalog.models import MetricSource, Organization, SourceHealth
+
+
+def _when(at) -> str | None:
+    return serializers.DateTimeField().to_representation(at) if at else None
 
 
 class SourceSerializer(StrictBody, serializers.ModelSerializer):
@@ -27,6 +33,10 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
         help_text="Sent as the Authorization header. Write-only; an empty string removes it.",
     )
     has_auth_header = serializers.SerializerMethodField()
+    # Health is the evaluator's (catalog.SourceHealth): read here, never written.
+    failing_since = serializers.SerializerMethodField()
+    last_error = serializers.SerializerMethodField()
+    last_success_at = serializers.SerializerMethodField()
 
     class Meta:
         model = MetricSource
@@ -42,10 +52,30 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
             "last_success_at",
             "created_at",
         ]
-        read_only_fields = ["kind", "failing_since", "last_error", "last_success_at", "created_at"]
+        read_only_fields = ["kind", "created_at"]
 
     def get_has_auth_header(self, source: MetricSource) -> bool:
         return bool(source.auth_header)
+
+    def _health(self, source: MetricSource) -> SourceHealth | None:
+        try:
+            return source.health
+        except SourceHealth.DoesNotExist:  # never queried yet
+            return None
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_failing_since(self, source: MetricSource) -> str | None:
+        health = self._health(source)
+        return _when(health.failing_since if health else None)
+
+    def get_last_error(self, source: MetricSource) -> str:
+        health = self._health(source)
+        return health.last_error if health else ""
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_last_success_at(self, source: MetricSource) -> str | None:
+        health = self._health(source)
+        return _when(health.last_success_at if health else None)
 
     def validate(self, attrs: dict) -> dict:
         if self.instance is None:
@@ -89,7 +119,7 @@ class SourceViewSet(
 ):
     """Prometheus endpoints rules query. Writes need a write token."""
 
-    queryset = MetricSource.objects.order_by("organization_id", "name")
+    queryset = MetricSource.objects.select_related("health").order_by("organization_id", "name")
     serializer_class = SourceSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -13,6 +13,7 @@ from controlplane.catalog.models import (
     MetricSource,
     Organization,
     Service,
+    SourceHealth,
 )
 
 SHARED = "shared"
@@ -226,20 +227,34 @@ class MetricSourceForm(forms.ModelForm):
 @admin.register(MetricSource)
 class MetricSourceAdmin(OrganizationScopedAdmin):
     form = MetricSourceForm
-    list_display = ["name", "organization", "kind", "url", "timeout", "auth"]
+    list_display = ["name", "organization", "kind", "url", "timeout", "auth", "health"]
     list_filter = ["kind"]
     search_fields = ["name", "url"]
-    readonly_fields = ["stored_auth_header"]
+    list_select_related = ["organization", "health"]
+    readonly_fields = ["stored_auth_header", "health"]
 
     def get_fields(self, request, obj=None) -> list[str]:
         fields = ["organization", "name", "kind", "url", "timeout"]
         if obj is not None and not self.has_change_permission(request, obj):
             # A read-only page shows every field's stored value: the header would be
             # there in clear. Viewers get the masked value instead.
-            return [*fields, "auth"]
+            return [*fields, "auth", "health"]
         if obj is None:
             return [*fields, "auth_header"]
-        return [*fields, "stored_auth_header", "auth_header", "clear_auth_header"]
+        return [*fields, "stored_auth_header", "auth_header", "clear_auth_header", "health"]
+
+    @admin.display(description="health")
+    def health(self, obj: MetricSource) -> str:
+        # The evaluator's row (SourceHealth): shown, never part of the form.
+        try:
+            health = obj.health
+        except SourceHealth.DoesNotExist:
+            return "not queried yet"
+        if health.failing_since:
+            return f"failing since {health.failing_since:%Y-%m-%d %H:%M:%S %Z}: {health.last_error}"
+        if health.last_success_at:
+            return f"answered at {health.last_success_at:%Y-%m-%d %H:%M:%S %Z}"
+        return "not queried yet"
 
     @admin.display(description="auth header")
     def auth(self, obj: MetricSource) -> str:

@@ -109,10 +109,6 @@ class MetricSource(models.Model):
         help_text="Sent as the Authorization header, e.g. 'Bearer …'. Never shown again.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # Health, written by the evaluator: a failing source makes its rules `unknown`.
-    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True, editable=False)
-    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["organization", "name"]
@@ -140,6 +136,35 @@ class MetricSource(models.Model):
             validate_header_value(self.auth_header)
         except ValidationError as error:
             raise ValidationError({"auth_header": error.messages}) from None
+
+
+class SourceHealth(models.Model):
+    """What the evaluator last learnt of a source: written by `catalog.sources` only.
+
+    Kept apart from `MetricSource` so that saving a source in the admin or the API
+    can never write back health it read a moment ago (which would restart the
+    `source.down` clock); a failing source makes its rules `unknown`.
+    """
+
+    source = models.OneToOneField(
+        MetricSource, on_delete=models.CASCADE, primary_key=True, related_name="health"
+    )
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "source health"
+        indexes = [
+            models.Index(
+                fields=["failing_since"],
+                condition=models.Q(failing_since__isnull=False),
+                name="source_failing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}: {'failing' if self.failing_since else 'healthy'}"
 
 
 def token_digest(plaintext: str) -> str:

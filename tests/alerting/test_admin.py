@@ -8,6 +8,7 @@ from django.utils import timezone
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule, Silence
 from controlplane.catalog.models import MetricSource, Role
+from tests.factories import make_rule
 from tests.integration.prometheus import T0, prometheus_factory  # noqa: F401
 from tests.services import free_port
 
@@ -111,14 +112,7 @@ def test_bad_fields_are_refused(manager, org, service, source, field, value, wor
 
 
 def test_rule_list_shows_state_and_last_value_and_hides_other_orgs(manager, org, other_org):
-    AlertRule.objects.create(
-        organization=org,
-        key="ours",
-        name="O",
-        expr="alerts.firing",
-        state="firing",
-        last_value=42.5,
-    )
+    make_rule(org, "ours", evaluation={"state": "firing", "last_value": 42.5})
     AlertRule.objects.create(organization=other_org, key="theirs", name="T", expr="alerts.firing")
 
     content = manager.get(RULES).content.decode()
@@ -172,8 +166,8 @@ def test_evaluate_now_evaluates_and_reports(manager, org, service, source):
     )
 
     rule.refresh_from_db()
-    assert rule.last_evaluated_at is not None
-    assert rule.state == AlertRule.State.INACTIVE
+    assert rule.evaluation.last_evaluated_at is not None
+    assert rule.evaluation.state == AlertRule.State.INACTIVE
     assert "Evaluated 1 rule(s): 1 ok" in response.content.decode()
 
 
@@ -346,3 +340,30 @@ def test_silence_list_filters_active_and_expired(manager, org):
     assert "past window" not in active
     assert "past window" in expired
     assert "current window" not in expired
+
+
+EVENTS = "/admin/alerting/alertevent/"
+
+
+def test_the_outbox_page_lists_failed_events_and_retries_only_its_own(manager, org, other_org):
+    from controlplane.alerting.models import AlertEvent
+    from tests.factories import make_alert
+
+    ours = make_alert(make_rule(org, "ours"))
+    theirs = make_alert(make_rule(other_org, "theirs"))
+    AlertEvent.objects.update(dispatch="failed", dispatch_note="paging failed: boom")
+
+    page = manager.get(f"{EVENTS}?dispatch=failed")
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "ours" in content
+    assert "theirs" not in content
+
+    ids = list(AlertEvent.objects.values_list("pk", flat=True))  # both, as a forged POST
+    response = manager.post(
+        EVENTS, {"action": "retry_dispatch", "_selected_action": ids}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert AlertEvent.objects.get(alert=ours).dispatch == "pending"
+    assert AlertEvent.objects.get(alert=theirs).dispatch == "failed"

@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 
 from controlplane.alerting import evaluation, lifecycle
-from controlplane.alerting.models import Alert, AlertRule
-from controlplane.catalog.models import MetricSource
-from tests.alerting.test_prometheus_client import FakePrometheus, vector
+from controlplane.alerting.models import Alert, AlertRule, RuleEvaluation
+from controlplane.catalog.actors import Actor
+from controlplane.catalog.models import MetricSource, SourceHealth
+from tests.promql.fake import FakePrometheus, vector
 
 pytestmark = pytest.mark.django_db
 
@@ -73,9 +74,9 @@ def test_garbage_from_the_source_is_a_source_error_not_a_crash(
 
     assert [o.result for o in outcome] == ["source_error"]
     rule.refresh_from_db()
-    assert rule.state == "unknown"
-    assert rule.last_error
-    assert MetricSource.objects.get(pk=rule.source_id).failing_since is not None
+    assert rule.evaluation.state == "unknown"
+    assert rule.evaluation.last_error
+    assert SourceHealth.objects.get(source_id=rule.source_id).failing_since is not None
 
 
 def test_a_bad_query_is_the_rules_fault_not_the_sources(fake, rule):
@@ -85,9 +86,9 @@ def test_a_bad_query_is_the_rules_fault_not_the_sources(fake, rule):
 
     assert outcome.result == "bad_query"
     rule.refresh_from_db()
-    assert rule.state == "unknown"
-    assert "parse error" in rule.last_error
-    assert MetricSource.objects.get(pk=rule.source_id).failing_since is None
+    assert rule.evaluation.state == "unknown"
+    assert "parse error" in rule.evaluation.last_error
+    assert SourceHealth.objects.get(source_id=rule.source_id).failing_since is None
 
 
 def test_two_series_with_one_label_set_make_the_rule_unknown(fake, rule):
@@ -99,8 +100,8 @@ def test_two_series_with_one_label_set_make_the_rule_unknown(fake, rule):
         ),
     )
 
-    assert evaluate(rule).state == "unknown"
-    assert "more than one series" in rule.last_error
+    assert evaluate(rule).evaluation.state == "unknown"
+    assert "more than one series" in rule.evaluation.last_error
     assert not Alert.objects.exists()
 
 
@@ -113,15 +114,17 @@ def test_firing_alert_value_follows_the_source(fake, rule):
     alert = Alert.objects.get(rule=rule)
     assert alert.value == 9
     assert alert.labels == {"queue": "mail"}
-    assert rule.last_value == 9
+    assert rule.evaluation.last_value == 9
 
 
-def test_nan_never_breaches(fake, rule):
+def test_a_nan_series_fires_like_any_series_when_the_query_is_the_condition(fake, rule):
+    # As in Prometheus: a series present in the result fires, whatever its value.
     rule.op, rule.threshold = "", None
     rule.save()
     fake.answer(200, vector(sample("NaN", queue="mail")))
 
-    assert evaluate(rule).state == "inactive"
+    assert evaluate(rule).evaluation.state == "firing"
+    assert Alert.objects.get(rule=rule).labels == {"queue": "mail"}
 
 
 def test_rule_labels_are_added_to_the_alert(fake, rule):
@@ -137,7 +140,7 @@ def test_rule_labels_are_added_to_the_alert(fake, rule):
 def test_a_manually_resolved_alert_is_not_reopened_while_still_firing(fake, rule):
     fake.answer(200, vector(sample(5, queue="mail")))
     evaluate(rule)
-    lifecycle.resolve(Alert.objects.get(rule=rule), actor="user:1")
+    lifecycle.resolve(Alert.objects.get(rule=rule), actor=Actor.parse("user:1"))
 
     evaluate(rule)
 
@@ -166,7 +169,7 @@ def test_internal_signal_rule_needs_no_prometheus(org, rule, fake):
 
 def test_a_rule_is_not_evaluated_while_another_worker_holds_it(rule, fake):
     fake.answer(200, vector(sample(5, queue="mail")))
-    AlertRule.objects.filter(pk=rule.pk).update(
+    RuleEvaluation.objects.filter(rule=rule).update(
         claimed_until=timezone.now() + timedelta(minutes=1), claim_token="other-worker"
     )
 
@@ -177,7 +180,7 @@ def test_a_rule_is_not_evaluated_while_another_worker_holds_it(rule, fake):
 
 def test_an_expired_claim_is_taken_over(rule, fake):
     fake.answer(200, vector(sample(5, queue="mail")))
-    AlertRule.objects.filter(pk=rule.pk).update(
+    RuleEvaluation.objects.filter(rule=rule).update(
         claimed_until=timezone.now() - timedelta(seconds=1), claim_token="dead-worker"
     )
 
@@ -185,8 +188,8 @@ def test_an_expired_claim_is_taken_over(rule, fake):
 
     assert outcome.result == "ok"
     rule.refresh_from_db()
-    assert rule.claimed_until is None
-    assert rule.next_evaluation_at > timezone.now()
+    assert rule.evaluation.claimed_until is None
+    assert rule.evaluation.due_at > timezone.now()
 
 
 def test_evaluation_state_writes_take_a_bounded_number_of_queries(
@@ -206,12 +209,16 @@ def test_evaluation_state_writes_take_a_bounded_number_of_queries(
     )
     fake.answer(200, vector(sample(1, queue="mail")))  # nothing breaches
 
-    with django_assert_max_num_queries(12):
+    # Constant in the number of rules: claim, read, lock, one executemany, health.
+    with django_assert_max_num_queries(16):
         outcomes = evaluation.evaluate_claimed([r.pk for r in rules])
 
     assert len(outcomes) == 30
     assert (
-        AlertRule.objects.filter(key__startswith="r", last_evaluated_at__isnull=False).count() == 30
+        RuleEvaluation.objects.filter(
+            rule__key__startswith="r", last_evaluated_at__isnull=False
+        ).count()
+        == 30
     )
 
 
@@ -228,7 +235,10 @@ def test_a_dead_source_is_asked_once_per_batch(org, source, fake):
 
     assert [o.result for o in outcomes] == ["source_error"] * 5
     assert len(fake.requests) == 1
-    assert all(r.state == "unknown" for r in AlertRule.objects.filter(pk__in=[r.pk for r in rules]))
+    assert all(
+        row.state == "unknown"
+        for row in RuleEvaluation.objects.filter(rule_id__in=[r.pk for r in rules])
+    )
 
 
 def test_one_broken_rule_does_not_stop_the_others(org, rule, fake):
@@ -246,7 +256,7 @@ def test_one_broken_rule_does_not_stop_the_others(org, rule, fake):
 
     assert outcomes == {rule.pk: "ok", broken.pk: "ok"}
     broken.refresh_from_db()
-    assert broken.next_evaluation_at < timezone.now() + timedelta(days=2)
+    assert broken.evaluation.due_at < timezone.now() + timedelta(days=2)
     assert Alert.objects.filter(rule=rule).exists()
 
 
@@ -319,7 +329,7 @@ def test_rule_labels_are_bounded(org, labels, message):
 
 
 def test_a_duration_with_thousands_of_digits_is_refused_clearly():
-    from controlplane.alerting.durations import parse_duration
+    from controlplane.promql.durations import parse_duration
 
     with pytest.raises(ValueError, match="too long"):
         parse_duration("9" * 5000 + "s")

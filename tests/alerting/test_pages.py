@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule
+from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import Role
 from runbooks.models import Runbook
 
@@ -53,7 +54,7 @@ def test_open_alerts_come_first_then_recently_resolved(viewer, rule):
     resolved = fire(rule, "done")
     lifecycle.resolve(resolved)
     acked = fire(rule, "acked")
-    lifecycle.acknowledge(acked, viewer_user(viewer))
+    lifecycle.acknowledge(acked, Actor.user(viewer_user(viewer)))
     fire(rule, "firing")
 
     content = viewer.get("/alerts/").content.decode()
@@ -140,7 +141,7 @@ def test_detail_without_trace_template_shows_the_id_as_text(viewer, rule, settin
 def test_detail_query_count_is_bounded(viewer, rule, django_assert_max_num_queries):
     alert = fire(rule, "one")
     for _ in range(10):
-        lifecycle.acknowledge(alert, viewer_user(viewer))
+        lifecycle.acknowledge(alert, Actor.user(viewer_user(viewer)))
         Alert.objects.filter(pk=alert.pk).update(state="firing")
 
     with django_assert_max_num_queries(8):
@@ -255,8 +256,8 @@ def page_text(response) -> str:
 def test_timeline_names_users_tokens_and_the_system(viewer, rule, member, org):
     alert = fire(rule, "one")
     responder = member(org, Role.RESPONDER, username="alice")
-    lifecycle.acknowledge(alert, responder, note="on it")
-    lifecycle.resolve(alert, actor="token:3", note="recovered")
+    lifecycle.acknowledge(alert, Actor.user(responder), note="on it")
+    lifecycle.resolve(alert, actor=Actor.parse("token:3"), note="recovered")
     alert.events.create(kind="acknowledged", actor="user:999999")
 
     text = page_text(viewer.get(f"/alerts/{alert.pk}/"))
@@ -271,19 +272,25 @@ def test_timeline_names_users_tokens_and_the_system(viewer, rule, member, org):
 @pytest.mark.parametrize(
     ("actor", "shown"),
     [
-        ("user:7", "alice"),
-        ("user:8", "user #8"),
+        ("user:{alice}", "alice"),
+        ("user:999999", "user #999999"),
         ("user:²", "user:²"),
-        ("token:3", "API token #3"),
+        ("token:{token}", "API token 'grafana' (#{token})"),
+        ("token:424242", "API token #424242"),
         ("system:beat", "system (beat)"),
         ("system:", "system:"),
         ("someone", "someone"),
     ],
 )
-def test_actor_label(actor, shown):
-    from controlplane.alerting.views import actor_label
+def test_actor_label(org, member, actor, shown):
+    from controlplane.catalog import actors
+    from controlplane.catalog.models import ApiToken
 
-    assert actor_label(actor, {7: "alice"}) == shown
+    ids = {"alice": member(org, "responder", "alice").pk}
+    ids["token"] = ApiToken.issue(org, "read", "grafana")[0].pk
+    spec, expected = actor.format(**ids), shown.format(**ids)
+
+    assert actors.labels([spec]) == {spec: expected}
 
 
 def test_detail_names_many_users_in_one_query(
@@ -292,7 +299,7 @@ def test_detail_names_many_users_in_one_query(
     alert = fire(rule, "one")
     for n in range(6):
         user = member(org, Role.RESPONDER, username=f"responder{n}")
-        lifecycle.acknowledge(alert, user)
+        lifecycle.acknowledge(alert, Actor.user(user))
         Alert.objects.filter(pk=alert.pk).update(state="firing")
 
     with django_assert_max_num_queries(8):

@@ -10,6 +10,7 @@ from controlplane.alerting.fingerprints import fingerprint
 from controlplane.alerting.states import (
     DuplicateLabelSet,
     InstanceState,
+    alert_labels,
     breaching,
     by_fingerprint,
     dump_instances,
@@ -100,16 +101,44 @@ def test_a_firing_instance_resolves_when_the_condition_is_false():
     assert history[1][1][0].active_since == T0
 
 
-def test_keep_firing_for_holds_firing_after_the_condition_was_last_true():
-    history = run([breach(a=1.0), {}, {}, {}, {}], keep_firing_for=timedelta(minutes=3))
+def test_keep_firing_for_counts_from_the_first_evaluation_found_false():
+    # Prometheus' KeepFiringSince: false at 1m, so held until 1m + 3m.
+    history = run([breach(a=1.0), {}, {}, {}, {}, {}], keep_firing_for=timedelta(minutes=3))
     assert [rule_state(i) for i, _ in history] == [
+        "firing",
         "firing",
         "firing",
         "firing",
         "inactive",
         "inactive",
     ]
-    assert [kinds(t) for _, t in history] == [[("firing", "a")], [], [], [("resolved", "a")], []]
+    assert [kinds(t) for _, t in history] == [
+        [("firing", "a")],
+        [],
+        [],
+        [],
+        [("resolved", "a")],
+        [],
+    ]
+    assert history[1][0][key("a")].keep_firing_since == T0 + MINUTE
+
+
+@pytest.mark.parametrize(
+    ("keep_firing_for", "firing_evaluations"),
+    [
+        (timedelta(0), 1),  # resolves at the first false evaluation
+        (timedelta(seconds=30), 2),  # less than one interval still holds one evaluation
+        (MINUTE, 2),  # one interval: one more evaluation firing
+        (MINUTE + timedelta(seconds=1), 3),
+        (2 * MINUTE, 3),
+    ],
+)
+def test_keep_firing_for_of_an_interval_or_less_holds_one_more_evaluation(
+    keep_firing_for, firing_evaluations
+):
+    history = run([breach(a=1.0), {}, {}, {}, {}], keep_firing_for=keep_firing_for)
+    states = [rule_state(i) for i, _ in history]
+    assert states == ["firing"] * firing_evaluations + ["inactive"] * (5 - firing_evaluations)
 
 
 def test_keep_firing_for_restarts_when_the_condition_is_true_again():
@@ -121,10 +150,12 @@ def test_keep_firing_for_restarts_when_the_condition_is_true_again():
         "firing",
         "firing",
         "firing",
-        "inactive",
+        "firing",
         "inactive",
     ]
     assert history[2][0][key("a")].fired_at == T0  # still the same alert
+    assert history[2][0][key("a")].keep_firing_since is None  # true again: starts over
+    assert history[3][0][key("a")].keep_firing_since == T0 + 3 * MINUTE
 
 
 def test_the_value_of_a_firing_instance_follows_each_evaluation():
@@ -144,17 +175,18 @@ def test_each_label_set_is_its_own_instance():
 
 def test_an_unknown_evaluation_changes_nothing_even_past_keep_firing_for():
     history = run(
-        [breach(a=1.0, b=1.0), None, None, None, {}], for_=timedelta(0), keep_firing_for=MINUTE
+        [breach(a=1.0, b=1.0), None, None, None, {}, {}], for_=timedelta(0), keep_firing_for=MINUTE
     )
     assert [rule_state(i) for i, _ in history] == [
         "firing",
         "firing",
         "firing",
         "firing",
+        "firing",  # the first evaluation found false starts keep_firing_for
         "inactive",
     ]
-    assert [kinds(t) for _, t in history[1:4]] == [[], [], []]
-    assert sorted(kinds(history[4][1])) == [("resolved", "a"), ("resolved", "b")]
+    assert [kinds(t) for _, t in history[1:5]] == [[], [], [], []]
+    assert sorted(kinds(history[5][1])) == [("resolved", "a"), ("resolved", "b")]
 
 
 def test_a_pending_instance_survives_an_unknown_evaluation_and_fires_later():
@@ -199,13 +231,14 @@ def test_instance_labels_cannot_be_changed_behind_its_back():
         ("<", 1.0, [0.0, -INF]),
         ("<=", 1.0, [0.0, 1.0, -INF]),
         ("==", 1.0, [1.0]),
-        ("!=", 1.0, [0.0, 2.0, INF, -INF]),
-        (None, None, [0.0, 1.0, 2.0, INF, -INF]),
+        ("!=", 1.0, [0.0, 2.0, "NaN", INF, -INF]),  # NaN != 1 holds, as in IEEE and PromQL
+        (None, None, [0.0, 1.0, 2.0, "NaN", INF, -INF]),  # every series present fires
     ],
 )
-def test_breaching_compares_and_never_counts_nan(op, threshold, expected):
+def test_breaching_compares_as_promql_does(op, threshold, expected):
     samples = [Point({"v": str(v)}, v) for v in (0.0, 1.0, 2.0, NAN, INF, -INF)]
-    assert [s.value for s in breaching(samples, op, threshold)] == expected
+    found = [s.value for s in breaching(samples, op, threshold)]
+    assert ["NaN" if v != v else v for v in found] == expected
 
 
 def test_breaching_refuses_an_unknown_operator_or_a_missing_threshold():
@@ -215,9 +248,24 @@ def test_breaching_refuses_an_unknown_operator_or_a_missing_threshold():
         breaching([], ">", None)
 
 
-def test_by_fingerprint_drops_the_metric_name_like_prometheus():
+def test_by_fingerprint_keys_without_the_metric_name_but_keeps_the_result_labels():
     keyed = by_fingerprint("r", [Point({"__name__": "up", "i": "a"}, 0.0)])
-    assert keyed == {key("a"): ({"i": "a"}, 0.0)}
+    # The identity ignores __name__; the labels are the result's ($labels in templates).
+    assert keyed == {key("a"): ({"__name__": "up", "i": "a"}, 0.0)}
+
+
+@pytest.mark.parametrize(
+    ("result", "rule", "expected"),
+    [
+        ({"__name__": "up", "job": "api"}, {}, {"job": "api"}),
+        ({"job": "api"}, {"team": "payments"}, {"job": "api", "team": "payments"}),
+        ({"job": "api", "team": "x"}, {"team": "payments"}, {"job": "api", "team": "payments"}),
+        ({"job": "api"}, {"team": ""}, {"job": "api"}),  # an empty rule label is dropped
+        ({"job": "api", "team": "x"}, {"team": ""}, {"job": "api"}),  # and removes the result's
+    ],
+)
+def test_alert_labels_are_built_as_prometheus_builds_them(result, rule, expected):
+    assert alert_labels(result, rule) == expected
 
 
 def test_by_fingerprint_refuses_series_that_are_one_instance():
@@ -309,8 +357,12 @@ def test_invariants_hold_over_any_history(history, for_, keep_firing_for):
                 assert now - instance.active_since < for_
             else:
                 assert instance.fired_at - instance.active_since >= for_
-            # Held by keep_firing_for, or still breaching.
-            assert k in samples or now - instance.last_true_at < keep_firing_for
+            # Still breaching, or held by keep_firing_for since it was first found false.
+            if k in samples:
+                assert instance.keep_firing_since is None
+            else:
+                assert instance.keep_firing_since is not None
+                assert now - instance.keep_firing_since < keep_firing_for
         assert load_instances(json.loads(json.dumps(dump_instances(instances)))) == instances
 
 
@@ -325,7 +377,8 @@ def test_with_for_zero_every_new_series_fires_at_once(values):
 def test_keep_firing_for_holds_exactly_that_long(keep_minutes, quiet_minutes):
     keep = keep_minutes * MINUTE
     instances, _ = step({}, breach(a=1.0), T0, timedelta(0), keep)
-    now = T0 + quiet_minutes * MINUTE
+    instances, _ = step(instances, {}, T0 + MINUTE, timedelta(0), keep)  # first found false
+    now = T0 + (1 + quiet_minutes) * MINUTE
     after, transitions = step(instances, {}, now, timedelta(0), keep)
     still_firing = quiet_minutes < keep_minutes
     assert (rule_state(after) == "firing") is still_firing

@@ -69,8 +69,8 @@ def test_form_encoded_writes_are_refused(api, write_token):
 
 
 def test_a_source_saved_around_validation_is_a_source_error_not_a_crash(org):
-    from controlplane.alerting.evaluation import client_for
-    from controlplane.alerting.prometheus import SourceUnavailable
+    from controlplane.catalog.sources import client_for
+    from controlplane.promql.client import SourceUnavailable
 
     source = MetricSource.objects.create(
         organization=org, name="bad", url="http://prometheus:9090", auth_header="Bearer 日本"

@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError
 
 from controlplane.alerting import lifecycle
-from controlplane.alerting.models import Alert, AlertEvent, AlertRule
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvaluation
 from controlplane.api.fields import SampleValueField
 from controlplane.api.rules import RuleSerializer
 from controlplane.api.sources import SourceSerializer
@@ -167,7 +167,8 @@ def test_sample_values_are_spelt_as_prometheus_does(value, shown):
 def test_rule_values_from_a_source_are_rendered_even_when_not_finite(
     api, read_token, org, stored, shown
 ):
-    AlertRule.objects.create(organization=org, **INTERNAL_RULE, last_value=stored)
+    rule = AlertRule.objects.create(organization=org, **INTERNAL_RULE)
+    RuleEvaluation.objects.filter(rule=rule).update(last_value=stored)
     client = api(read_token)
 
     listed = client.get("/api/v1/rules/")
@@ -195,7 +196,8 @@ def test_alert_values_are_rendered_even_when_not_finite(api, read_token, org, st
 
 def test_nan_values_stored_in_postgresql_are_rendered(api, read_token, org):
     require_postgresql()
-    rule = AlertRule.objects.create(organization=org, **INTERNAL_RULE, last_value=float("nan"))
+    rule = AlertRule.objects.create(organization=org, **INTERNAL_RULE)
+    RuleEvaluation.objects.filter(rule=rule).update(last_value=float("nan"))
     alert = lifecycle.open_alert(rule, "f1", {}, float("nan"), {})[0]
     client = api(read_token)
 

@@ -1,8 +1,10 @@
 """Metric sources through the API: walls, the secret header, and the rules that need them."""
 
 import pytest
+from django.utils import timezone
 
 from controlplane.alerting.models import AlertRule
+from controlplane.catalog import sources
 from controlplane.catalog.models import MetricSource
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +47,7 @@ def test_create_and_read_back_without_the_auth_header(writer, org):
 
 def test_list_shows_health_and_only_the_callers_sources(api, read_token, source, other_org):
     MetricSource.objects.create(organization=other_org, name="theirs", url="http://p:9090")
-    MetricSource.objects.filter(pk=source.pk).update(last_error="unreachable")
+    sources.record_health({source.pk: "unreachable"}, timezone.now())
 
     results = api(read_token).get("/api/v1/sources/").json()["results"]
 

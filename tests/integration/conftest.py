@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kombu.pools
 import pytest
 from django.conf import settings
 
-from tests import services
+from tests import services, waiting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,13 +48,15 @@ class Workers:
         self.broker, self.backend = broker, backend
         self.processes: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, name: str) -> subprocess.Popen:
+    def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a worker; `env` adds or overrides variables of its environment."""
         env = {
             **os.environ,
             "CELERY_BROKER_URL": self.broker,
             "CELERY_RESULT_BACKEND": self.backend,
             "DATABASE_URL": _database_url(),
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
         log_dir = Path(settings.VAR_DIR)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +83,14 @@ class Workers:
                 stderr=subprocess.STDOUT,
             )
         self.processes.append((process, log_path))
-        deadline = time.monotonic() + 30
-        while b"ready." not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"the Celery worker {name} did not start:\n" + log_path.read_text()[-3000:]
-                )
-            time.sleep(0.2)
+        # Celery logs "<hostname> ready." once it consumes from the broker.
+        waiting.until_log_contains(
+            log_path, "ready.", what=f"the Celery worker {name}", process=process
+        )
         return process
+
+    def log_of(self, process: subprocess.Popen) -> Path:
+        return next(path for started, path in self.processes if started is process)
 
     def logs(self) -> list[str]:
         return [path.read_text() for _, path in self.processes]
@@ -98,7 +99,11 @@ class Workers:
         for process, _ in self.processes:
             process.terminate()
         for process, _ in self.processes:
-            process.wait(timeout=20)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from datetime import timedelta
 
 import pytest
 
-from controlplane.alerting.prometheus import (
+from controlplane.alerting.states import breaching, by_fingerprint, rule_state, step
+from controlplane.promql.client import (
     BadQuery,
     PrometheusClient,
     QueryFailed,
     SourceUnavailable,
 )
-from controlplane.alerting.states import breaching, by_fingerprint, rule_state, step
 from tests.integration import prometheus as fixtures
 from tests.integration.prometheus import T0, PrometheusServer, series_key, write_openmetrics
 
@@ -147,7 +147,11 @@ def test_nan_and_infinities_come_back_as_floats(client):
     assert (inf.value, minus_inf.value) == (math.inf, -math.inf)
     [vector_nan] = client.query("vector(0) / 0", at=AT)
     assert math.isnan(vector_nan.value)
-    assert breaching([nan, vector_nan], None, None) == []
+    # As in a Prometheus rule, a series present fires whatever its value ...
+    assert breaching([nan, vector_nan], None, None) == [nan, vector_nan]
+    # ... and a comparison on NaN is IEEE's.
+    assert breaching([nan, vector_nan], ">", 1.0) == []
+    assert breaching([nan], "!=", 1.0) == [nan]
 
 
 def test_before_the_data_there_is_nothing(client):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.alerting.durations import LONGEST, format_duration, parse_duration
+from controlplane.promql.durations import LONGEST, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

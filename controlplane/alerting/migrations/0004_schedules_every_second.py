@@ -1,0 +1,37 @@
+"""Rules are evaluated on fixed slots: beat ticks twice a second (a rule then starts
+well within a second of its slot), and the outbox dispatcher runs every second (a
+nudge after each commit makes it sooner)."""
+
+from django.db import migrations
+
+EVALUATE = "alerting: evaluate due rules"
+DISPATCH = "alerting: dispatch alert events"
+
+
+def every_second(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    half, _ = IntervalSchedule.objects.get_or_create(every=500_000, period="microseconds")
+    PeriodicTask.objects.filter(name=EVALUATE).update(interval=half)
+    PeriodicTask.objects.get_or_create(
+        name=DISPATCH,
+        defaults={"task": "alerting.dispatch_alert_events", "interval": second, "enabled": True},
+    )
+
+
+def every_ten_seconds(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    ten, _ = IntervalSchedule.objects.get_or_create(every=10, period="seconds")
+    PeriodicTask.objects.filter(name=EVALUATE).update(interval=ten)
+    PeriodicTask.objects.filter(name=DISPATCH).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("alerting", "0003_evaluation_state_and_outbox"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [migrations.RunPython(every_second, every_ten_seconds)]

@@ -1,0 +1,111 @@
+"""Who made a change: a person, an API token, or a task of the system.
+
+Every recorder (one function per context that writes a change and its trail)
+takes an `Actor`. It is stored as its `spec` ("user:42", "token:12",
+"system:beat"), so a row keeps naming its actor after the user or token is gone;
+`labels()` turns stored specs back into names for pages, in two queries at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["user", "token", "system"]
+KINDS: tuple[Kind, ...] = ("user", "token", "system")
+
+
+class ActorError(ValueError):
+    """A stored actor spec that names no kind of actor."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: Kind
+    ident: str
+    # What a page shows; not part of the identity (a renamed user is the same actor).
+    label: str = field(default="", compare=False)
+    user_id: int | None = field(default=None, compare=False)
+
+    @classmethod
+    def user(cls, user: Any) -> Actor:
+        return cls("user", str(user.pk), user.get_username(), user_id=user.pk)
+
+    @classmethod
+    def token(cls, token: Any) -> Actor:
+        return cls("token", str(token.pk), _token_label(token.pk, token.name))
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        if not name or ":" in name:
+            raise ActorError(f"a system actor needs a name without ':', got {name!r}")
+        return cls("system", name, f"system ({name})")
+
+    @classmethod
+    def parse(cls, spec: str) -> Actor:
+        """The actor a stored spec names; its label is generic until `labels()` names it."""
+        kind, _, ident = spec.partition(":")
+        if kind not in KINDS or not ident:
+            raise ActorError(f"{spec!r} is not an actor (user:ID, token:ID or system:NAME)")
+        if kind == "user":
+            if not (ident.isascii() and ident.isdigit()):
+                raise ActorError(f"{spec!r} does not name a user by id")
+            return cls("user", ident, f"user #{ident}", user_id=int(ident))
+        if kind == "token":
+            return cls("token", ident, _token_label(ident, ""))
+        return cls.system(ident)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.ident}"
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+BEAT = Actor.system("beat")
+
+
+def _token_label(pk: Any, name: str) -> str:
+    return f"API token {name!r} (#{pk})" if name else f"API token #{pk}"
+
+
+def labels(specs: Iterable[str]) -> dict[str, str]:
+    """Display names for stored actor specs: users by username, tokens by name."""
+    from django.contrib.auth import get_user_model
+
+    from controlplane.catalog.models import ApiToken
+
+    actors: dict[str, Actor | None] = {}
+    for spec in set(specs):
+        try:
+            actors[spec] = Actor.parse(spec)
+        except ActorError:
+            actors[spec] = None
+    user_ids = {a.user_id for a in actors.values() if a is not None and a.user_id is not None}
+    token_ids = {
+        int(a.ident) for a in actors.values() if a and a.kind == "token" and a.ident.isdigit()
+    }
+    User = get_user_model()
+    usernames = (
+        dict(User.objects.filter(pk__in=user_ids).values_list("pk", User.USERNAME_FIELD))
+        if user_ids
+        else {}
+    )
+    tokens = (
+        dict(ApiToken.objects.filter(pk__in=token_ids).values_list("pk", "name"))
+        if token_ids
+        else {}
+    )
+    named: dict[str, str] = {}
+    for spec, actor in actors.items():
+        if actor is None:
+            named[spec] = spec  # an older or hand-written spec: shown as it is
+        elif actor.user_id is not None and actor.user_id in usernames:
+            named[spec] = usernames[actor.user_id]
+        elif actor.kind == "token" and actor.ident.isdigit() and int(actor.ident) in tokens:
+            named[spec] = _token_label(actor.ident, tokens[int(actor.ident)])
+        else:
+            named[spec] = actor.label
+    return named

@@ -1,0 +1,164 @@
+"""The alert outbox: every change leaves a pending event, handed on once, in order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from controlplane.alerting import lifecycle, outbox
+from controlplane.alerting.models import AlertEvent
+from controlplane.catalog.actors import BEAT
+from tests.factories import make_alert, make_rule
+
+pytestmark = pytest.mark.django_db
+
+
+class Consumer:
+    """Records what it is handed; `fail_on` kinds raise after writing something."""
+
+    def __init__(self, fail_on: tuple[str, ...] = ()) -> None:
+        self.seen: list[tuple[int, str]] = []
+        self.fail_on = fail_on
+
+    def handle(self, event: AlertEvent) -> str:
+        if event.kind in self.fail_on:
+            # A write the consumer made before failing must be undone with it.
+            AlertEvent.objects.filter(pk=event.pk).update(note="written by a failing consumer")
+            raise RuntimeError(f"cannot handle {event.kind}")
+        self.seen.append((event.alert_id, event.kind))
+        return f"took {event.kind}"
+
+
+@pytest.fixture
+def consumer():
+    found = Consumer()
+    outbox.register("test", found.handle)
+    yield found
+    outbox.unregister("test")
+
+
+@pytest.fixture
+def rule(org):
+    return make_rule(org)
+
+
+def pending() -> list[str]:
+    return list(
+        AlertEvent.objects.filter(dispatch="pending").order_by("pk").values_list("kind", flat=True)
+    )
+
+
+def test_every_change_leaves_a_pending_event_in_its_transaction(rule):
+    alert = make_alert(rule)
+    lifecycle.acknowledge(alert, BEAT)
+    lifecycle.resolve(alert)
+
+    assert pending() == ["opened", "acknowledged", "resolved"]
+
+
+def test_each_event_is_handed_on_once_and_recorded_with_its_note(rule, consumer):
+    alert = make_alert(rule)
+    lifecycle.resolve(alert)
+
+    assert outbox.drain() == 2
+    assert outbox.drain() == 0
+
+    assert consumer.seen == [(alert.pk, "opened"), (alert.pk, "resolved")]
+    events = AlertEvent.objects.filter(alert=alert).order_by("pk")
+    assert [(e.dispatch, e.dispatch_note, e.dispatch_attempts) for e in events] == [
+        ("done", "test: took opened", 1),
+        ("done", "test: took resolved", 1),
+    ]
+    assert all(e.dispatched_at is not None for e in events)
+
+
+def test_only_the_oldest_pending_event_of_an_alert_can_be_claimed(rule):
+    first, second = make_alert(rule, "fp-1"), make_alert(rule, "fp-2")
+    lifecycle.resolve(first)
+
+    token = outbox.claim(timezone.now())
+
+    claimed = AlertEvent.objects.filter(dispatch_token=token).order_by("pk")
+    assert [(e.alert_id, e.kind) for e in claimed] == [(first.pk, "opened"), (second.pk, "opened")]
+
+
+def test_two_claims_never_hold_the_same_event(rule):
+    make_alert(rule)
+    now = timezone.now()
+
+    mine, theirs = outbox.claim(now), outbox.claim(now)
+
+    assert AlertEvent.objects.filter(dispatch_token=mine).count() == 1
+    assert not AlertEvent.objects.filter(dispatch_token=theirs).exists()
+    assert outbox.dispatch(now) == 0  # a third worker finds nothing free either
+
+
+def test_an_expired_lease_is_taken_over_and_the_attempt_counted(rule, consumer, settings):
+    make_alert(rule)
+    now = timezone.now()
+    abandoned = outbox.claim(now)  # a worker that claimed and died
+
+    later = now + timedelta(seconds=settings.ALERT_EVENT_LEASE_SECONDS + 1)
+    assert outbox.dispatch(later) == 1
+
+    event = AlertEvent.objects.get()
+    assert event.dispatch == "done"
+    assert event.dispatch_attempts == 2
+    assert event.dispatch_token != abandoned
+
+
+def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_nothing(rule):
+    failing = Consumer(fail_on=("opened",))
+    outbox.register("paging", failing.handle)
+    try:
+        alert = make_alert(rule)
+        other = make_alert(rule, "fp-2")
+        lifecycle.acknowledge(other, BEAT)
+        lifecycle.resolve(alert)
+        outbox.drain()
+    finally:
+        outbox.unregister("paging")
+
+    opened = AlertEvent.objects.filter(kind="opened").order_by("pk")
+    assert [e.dispatch for e in opened] == ["failed", "failed"]
+    assert all(
+        "paging failed: RuntimeError: cannot handle opened" in e.dispatch_note for e in opened
+    )
+    assert all(e.note == "" for e in opened)  # the consumer's own write was rolled back
+    # The events behind the failed ones went on.
+    assert failing.seen == [(other.pk, "acknowledged"), (alert.pk, "resolved")]
+    assert pending() == []
+
+
+def test_an_unknown_event_is_failed_with_its_reason(rule, consumer):
+    alert = make_alert(rule)
+    AlertEvent.objects.filter(alert=alert).update(kind="exploded")
+
+    outbox.drain()
+
+    event = AlertEvent.objects.get(alert=alert)
+    assert event.dispatch == "failed"
+    assert event.dispatch_note == "unknown event kind 'exploded'"
+    assert consumer.seen == []
+
+
+def test_failed_events_can_be_retried(rule, consumer):
+    alert = make_alert(rule)
+    AlertEvent.objects.filter(alert=alert).update(dispatch="failed", dispatch_note="boom")
+
+    assert outbox.retry(AlertEvent.objects.all()) == 1
+    outbox.drain()
+
+    assert AlertEvent.objects.get(alert=alert).dispatch == "done"
+    assert consumer.seen == [(alert.pk, "opened")]
+
+
+def test_draining_takes_a_bounded_number_of_queries(rule, consumer, django_assert_max_num_queries):
+    for n in range(20):
+        make_alert(rule, f"fp-{n}")
+
+    # claim (2), list (1), then per event: lock, savepoints, record (about 6).
+    with django_assert_max_num_queries(20 * 6 + 8):
+        assert outbox.drain() == 20

@@ -1,0 +1,91 @@
+"""Fixed slots: the next evaluation is the previous slot plus the interval."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from controlplane.alerting import evaluation, schedule
+from controlplane.alerting.models import AlertRule, RuleEvaluation
+from controlplane.alerting.tasks import evaluate_due_rules
+from tests.factories import make_rule
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+S = timedelta(seconds=1)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("finished", "expected"),
+    [
+        (T0 + 0.2 * S, T0 + MINUTE),  # a quick evaluation: the next slot, not now + 60 s
+        (T0 + 59 * S, T0 + MINUTE),  # a slow one still keeps time
+        (T0 + MINUTE, T0 + 2 * MINUTE),  # finished on the next slot: that one has passed
+        (T0 + 61 * S, T0 + 2 * MINUTE),  # a missed slot is skipped, not run late
+        (T0 + 10 * MINUTE + S, T0 + 11 * MINUTE),  # many missed: no bunching
+        (T0 - 5 * S, T0 + MINUTE),  # a clock behind the slot: the next one
+    ],
+)
+def test_next_slot(finished, expected):
+    assert schedule.next_slot(T0, MINUTE, finished) == expected
+
+
+def test_next_slot_refuses_a_non_positive_interval():
+    with pytest.raises(ValueError, match="positive"):
+        schedule.next_slot(T0, timedelta(0), T0)
+
+
+@pytest.mark.parametrize(
+    ("slot", "started", "lag"),
+    [(None, T0, 0.0), (T0, T0 + 0.25 * S, 0.25), (T0, T0 - S, 0.0)],
+)
+def test_lag(slot, started, lag):
+    assert schedule.lag(slot, started) == lag
+
+
+@pytest.mark.django_db
+def test_an_evaluation_moves_the_rule_to_its_next_slot(org):
+    rule = make_rule(org, interval=10 * S)
+    slot = timezone.now() - 3 * S  # due three seconds ago
+    RuleEvaluation.objects.filter(rule=rule).update(due_at=slot)
+
+    evaluation.evaluate_claimed([rule.pk], due_only=True)
+
+    row = RuleEvaluation.objects.get(rule=rule)
+    assert row.slot_at == slot
+    assert row.due_at == slot + 10 * S
+
+
+@pytest.mark.django_db
+def test_the_tick_queues_a_due_rule_once_until_it_is_evaluated(org, monkeypatch):
+    queued = []
+    monkeypatch.setattr(
+        "controlplane.alerting.tasks.evaluate_rules.delay",
+        lambda ids, token: queued.append((ids, token)),
+    )
+    rule = make_rule(org)
+    AlertRule.objects.exclude(pk=rule.pk).delete()  # the built-in rules of a new organisation
+
+    assert evaluate_due_rules() == 1
+    assert evaluate_due_rules() == 0  # still queued: the next tick leaves it alone
+
+    [(ids, token)] = queued
+    assert ids == [rule.pk]
+    assert RuleEvaluation.objects.get(rule=rule).claim_token == token
+    [outcome] = evaluation.evaluate_claimed(ids, token=token)
+    assert outcome.result == "ok"
+    row = RuleEvaluation.objects.get(rule=rule)
+    assert row.claim_token == ""
+    assert row.due_at > timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_stale_task_from_a_lease_that_was_given_away_evaluates_nothing(org, monkeypatch):
+    monkeypatch.setattr("controlplane.alerting.tasks.evaluate_rules.delay", lambda *a, **k: None)
+    rule = make_rule(org)
+    AlertRule.objects.exclude(pk=rule.pk).delete()
+    stale = evaluation.claim([rule.pk], timezone.now())
+    RuleEvaluation.objects.filter(rule=rule).update(claimed_until=timezone.now() - S)
+    assert evaluate_due_rules() == 1  # the lease ran out: queued again, under a new token
+
+    assert evaluation.evaluate_claimed([rule.pk], token=stale) == []
