@@ -164,6 +164,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Without it kombu writes its control exchange into the working directory.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # The transport polls its folder; at the default 1 s, with acks_late and a
+        # prefetch of one, it delivers about one message a second per process, fewer
+        # than beat's ticks send, and the evaluations queue up behind stale ticks.
+        "polling_interval": 0.05,
     }
 # Workers log through LOGGING (JSON lines with trace and audit ids), not Celery's format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -194,7 +198,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "observability.logging.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {
+        "quiet_ticks": {"()": "controlplane.quiet_ticks.QuietTicks", "debug": LOG_LEVEL == "DEBUG"}
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["quiet_ticks"],
+        }
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

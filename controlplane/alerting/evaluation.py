@@ -78,6 +78,13 @@ def _free(now: datetime) -> Q:
 
 def claim(rule_ids: Iterable[int], now: datetime, due_only: bool = False) -> str:
     """Take a lease on the rules no one else holds; returns the lease's token."""
+    return claim_counted(rule_ids, now, due_only)[0]
+
+
+def claim_counted(
+    rule_ids: Iterable[int], now: datetime, due_only: bool = False
+) -> tuple[str, int]:
+    """`claim`, and how many rules the lease took (none when another got there first)."""
     token = uuid.uuid4().hex
     rows = RuleEvaluation.objects.filter(rule_id__in=list(rule_ids), rule__enabled=True).filter(
         _free(now)
@@ -85,10 +92,12 @@ def claim(rule_ids: Iterable[int], now: datetime, due_only: bool = False) -> str
     if due_only:
         rows = rows.filter(due_at__lte=now)
     # An UPDATE cannot join: the enabled rules are picked by a subquery.
-    RuleEvaluation.objects.filter(pk__in=rows.values("pk")).filter(_free(now)).update(
-        claimed_until=now + CLAIM_LEASE, claim_token=token
+    taken = (
+        RuleEvaluation.objects.filter(pk__in=rows.values("pk"))
+        .filter(_free(now))
+        .update(claimed_until=now + CLAIM_LEASE, claim_token=token)
     )
-    return token
+    return token, taken
 
 
 class Lease:

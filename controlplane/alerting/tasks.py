@@ -25,9 +25,10 @@ def evaluate_due_rules() -> int:
     ids = evaluation.due_rule_ids(now)
     queued = 0
     for batch in batches(ids):
-        token = evaluation.claim(batch, now, due_only=True)
-        evaluate_rules.delay(batch, token=token)
-        queued += len(batch)
+        token, taken = evaluation.claim_counted(batch, now, due_only=True)
+        if taken:  # none: a tick running beside this one queued them first
+            evaluate_rules.delay(batch, token=token)
+            queued += taken
     return queued
 
 
