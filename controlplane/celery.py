@@ -3,8 +3,11 @@
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+# The embedded broker writes each message whole (see controlplane/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "controlplane.broker:Transport"
 
 app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")

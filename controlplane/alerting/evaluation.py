@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 # How long beat's queueing or a worker's hold on a rule lasts before another may
 # take it (a lost task or a worker killed mid-evaluation must not keep its rules).
 CLAIM_LEASE = timedelta(minutes=2)
+# Where a disabled rule's next slot is put: out of the due index's way.
+PARKED = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def evaluate_claimed(
         .order_by("pk")
     )
     try:
-        return evaluate(rules, at or timezone.now(), lease.renew, token=token)
+        return evaluate(rules, at or timezone.now(), lease.renew, token=token, on_slots=at is None)
     finally:
         lease.release()
 
@@ -223,6 +225,7 @@ def evaluate(
     now: datetime,
     heartbeat: Callable[[], None] = lambda: None,
     token: str | None = None,
+    on_slots: bool = False,
 ) -> list[Outcome]:
     """Evaluate the rules at `now`. Rules sharing source and expression share one query.
 
@@ -230,6 +233,10 @@ def evaluate(
     written in one transaction (a commit per rule would cost a disk flush per rule),
     for the rules still ours once their rows are locked: a rule disabled, deleted
     or given to another worker meanwhile keeps what that change wrote.
+
+    With `on_slots`, each rule's state machine runs at its slot, as Prometheus
+    evaluates at the scheduled timestamp: `for` and `keep_firing_for` then count
+    whole intervals, whatever the lag of the task that served the slot.
     """
     started = timezone.now()
     for rule in rules:
@@ -273,10 +280,15 @@ def evaluate(
                 if rule.pk not in held:
                     outcomes.append(Outcome(rule.pk, "retired", 0.0))
                     continue
-                outcomes.append(_apply(rule, answer, now, started, answer.seconds / len(group)))
+                outcomes.append(
+                    _apply(rule, answer, now, started, answer.seconds / len(group), on_slots)
+                )
                 written.append(rule.evaluation)
         _save_states(written)
-        _verify([outcome.rule_id for outcome in outcomes if outcome.result == "ok"])
+    # After the commit: it writes rule rows, which an edit locks before it locks
+    # the evaluation row (`retire`); inside the batch that order would deadlock.
+    ran = {outcome.rule_id for outcome in outcomes if outcome.result == "ok"}
+    _verify([rule for rule in rules if rule.pk in ran])
     # Outside the batch's transaction: every worker touches the same source rows.
     # Health is wall-clock time even when evaluating at a fixed `now` (tests, backfills).
     health = {source_id: None for source_id in answered}
@@ -301,16 +313,25 @@ def _lock_held(rules: list[AlertRule], token: str | None) -> set[int]:
     return set(rows.values_list("rule_id", flat=True))
 
 
-def _verify(ids: list[int]) -> None:
+def _verify(ran: list[AlertRule]) -> None:
     """A rule saved while its source was down is verified by a successful evaluation
     (the source ran the expression: it parses).
 
     Compare-and-set on the rule row: the one field of the definition the evaluator
-    may write, and only from unverified, so it never undoes an edit.
+    may write, only from unverified and only for the expression that ran, so it
+    never marks an edit made meanwhile.
     """
-    if ids:
-        AlertRule.objects.filter(
-            pk__in=ids, verification=AlertRule.Verification.UNVERIFIED, source__isnull=False
+    unverified = [
+        rule
+        for rule in ran
+        if rule.source_id and rule.verification == AlertRule.Verification.UNVERIFIED
+    ]
+    if unverified:
+        same_expression = Q()
+        for rule in unverified:
+            same_expression |= Q(pk=rule.pk, expr=rule.expr)
+        AlertRule.objects.filter(same_expression).filter(
+            verification=AlertRule.Verification.UNVERIFIED
         ).update(
             verification=AlertRule.Verification.VERIFIED,
             verification_note="Checked by its first successful evaluation.",
@@ -326,10 +347,21 @@ def _query(rule: AlertRule, now: datetime, clients: dict[int, PrometheusClient])
 
 
 def _apply(
-    rule: AlertRule, answer: Answer, now: datetime, started: datetime, query_seconds: float
+    rule: AlertRule,
+    answer: Answer,
+    now: datetime,
+    started: datetime,
+    query_seconds: float,
+    on_slots: bool = False,
 ) -> Outcome:
     began = time.perf_counter()
     row = rule.evaluation
+    slot = row.due_at
+    # On schedule, the state machine runs at the slot; evaluated early (the admin's
+    # "evaluate now") or at a fixed time (a replay), it runs at `now` and the
+    # schedule is left as it is.
+    scheduled = on_slots and slot <= now
+    when = slot if scheduled else now
     attributes = {
         "alerting.rule.key": rule.key,
         "app.organization.id": str(rule.organization_id),
@@ -344,11 +376,11 @@ def _apply(
         # Templates edited since the last evaluation re-render even if no value moved.
         edited = row.last_evaluated_at is None or rule.updated_at > row.last_evaluated_at
         try:
-            result, current, transitions = _step(rule, row, answer, previous, now)
+            result, current, transitions = _step(rule, row, answer, previous, when)
             firing = any(instance.state == "firing" for instance in current.values())
             if transitions or (firing and (edited or _values_changed(previous, current))):
                 with transaction.atomic():  # a savepoint: one rule's failure spares the rest
-                    opened, resolved = _act(rule, previous, current, transitions, now, edited)
+                    opened, resolved = _act(rule, previous, current, transitions, when, edited)
         except Exception as failure:
             # Keep the old instances: the transitions are tried again next time.
             logger.exception("evaluating rule %s failed", rule.key)
@@ -358,12 +390,16 @@ def _apply(
         span.set_attribute("alerting.result", result)
         row.instances = states.dump_instances(current)
         row.last_evaluated_at = now
-        slot = row.due_at
-        row.slot_at = slot
-        row.due_at = schedule.next_slot(slot, min(rule.interval, LONGEST_INTERVAL), started)
+        if scheduled:
+            row.slot_at = slot
+            # From the time of writing: a slot that passed during a long batch is skipped.
+            row.due_at = schedule.next_slot(
+                slot, min(rule.interval, LONGEST_INTERVAL), timezone.now()
+            )
     metrics.rule_evaluations.labels(result=result).inc()
     metrics.rule_evaluation_duration.observe(time.perf_counter() - began + query_seconds)
-    metrics.rule_evaluation_lag.observe(schedule.lag(slot, started))
+    if scheduled:
+        metrics.rule_evaluation_lag.observe(schedule.lag(slot, started))
     return Outcome(rule.pk, result, query_seconds, opened, resolved)
 
 
@@ -403,11 +439,16 @@ def _headline(samples: list) -> float | None:
     return max(values) if values else None
 
 
+def _moved(before: float, after: float) -> bool:
+    """Whether a value changed; NaN to NaN is no change (NaN != NaN)."""
+    return not (before == after or (math.isnan(before) and math.isnan(after)))
+
+
 def _values_changed(previous, current) -> bool:
     return any(
         instance.state == "firing"
         and instance.fingerprint in previous
-        and previous[instance.fingerprint].value != instance.value
+        and _moved(previous[instance.fingerprint].value, instance.value)
         for instance in current.values()
     )
 
@@ -442,7 +483,7 @@ def _act(
             continue
         if instance.last_true_at != now:
             continue  # kept firing by keep_firing_for: Prometheus keeps its last text
-        if edited or before.value != instance.value:
+        if edited or _moved(before.value, instance.value):
             lifecycle.refresh_open(
                 rule.organization_id,
                 instance.fingerprint,
@@ -479,7 +520,8 @@ def retire(rule: AlertRule, note: str) -> int:
                 state=AlertRule.State.INACTIVE,
                 claimed_until=None,
                 claim_token="",
-                due_at=timezone.now(),
+                # Parked: the due query never walks it; enabling the rule brings it back.
+                due_at=PARKED,
             )
         return lifecycle.retire_rule_alerts(rule, note)
 

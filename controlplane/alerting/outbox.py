@@ -11,7 +11,8 @@ transaction as whatever the consumers wrote. So:
   out: the event is taken again, by whichever worker comes next;
 - two workers never hold the same event (the lease, then the row lock);
 - a consumer that raises marks the event `failed` with its reason, and the events
-  behind it go on;
+  behind it go on; so does an event whose every claim (MOST_ATTEMPTS) ended with no
+  outcome, its worker killed or past its lease;
 - events of one alert are handed over in order: only the oldest pending event of
   an alert can be claimed.
 
@@ -48,6 +49,9 @@ Handler = Callable[[AlertEvent], str]
 # does not sit on the backlog while others idle.
 BATCH_SIZE = 100
 LONGEST_NOTE = 2000
+# Claims an event may use up: a consumer that kills its worker or outruns the lease
+# every time must not hold its alert's later events back for ever.
+MOST_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,18 @@ def worker_name() -> str:
 
 
 def notify_on_commit() -> None:
-    """Ask a worker to dispatch soon after this transaction commits.
+    """Ask a worker to dispatch soon after this transaction commits: once per
+    transaction, however many events it wrote.
 
     A latency convenience only: if the message is lost, beat's tick finds the
     events anyway, since they are rows.
     """
-    if settings.ALERT_EVENT_NUDGE:
-        transaction.on_commit(_nudge)
+    if not settings.ALERT_EVENT_NUDGE:
+        return
+    connection = transaction.get_connection()
+    if any(entry[1] is _nudge for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(_nudge)
 
 
 def _nudge() -> None:
@@ -104,7 +113,9 @@ def claim(now: datetime, limit: int = BATCH_SIZE) -> str:
     )
     free = Q(dispatch_claimed_until__isnull=True) | Q(dispatch_claimed_until__lt=now)
     heads = (
-        AlertEvent.objects.filter(dispatch=AlertEvent.Dispatch.PENDING)
+        AlertEvent.objects.filter(
+            dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__lt=MOST_ATTEMPTS
+        )
         .filter(free)
         .exclude(Exists(earlier))
         .order_by("pk")
@@ -125,17 +136,59 @@ def claim(now: datetime, limit: int = BATCH_SIZE) -> str:
     return token
 
 
+def give_up(now: datetime) -> int:
+    """Fail the events whose every claim ended with no outcome (the worker died or
+    ran past its lease), so the events behind them go on."""
+    return (
+        AlertEvent.objects.filter(
+            dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__gte=MOST_ATTEMPTS
+        )
+        .filter(Q(dispatch_claimed_until__isnull=True) | Q(dispatch_claimed_until__lt=now))
+        .update(
+            dispatch=AlertEvent.Dispatch.FAILED,
+            dispatched_at=now,
+            dispatch_claimed_until=None,
+            dispatch_note=f"given up after {MOST_ATTEMPTS} attempts: each worker that took "
+            "it died or outran its lease before recording an outcome",
+        )
+    )
+
+
 def dispatch(now: datetime | None = None, limit: int = BATCH_SIZE) -> int:
     """One round: claim, hand each claimed event to the consumers. Returns how many."""
-    token = claim(now or timezone.now(), limit)
+    now = now or timezone.now()
+    give_up(now)
+    token = claim(now, limit)
     handled = 0
     for pk in (
         AlertEvent.objects.filter(dispatch_token=token, dispatch=AlertEvent.Dispatch.PENDING)
         .values_list("pk", flat=True)
         .order_by("pk")
     ):
-        handled += _hand_over(pk, token)
+        try:
+            handled += _hand_over(pk, token)
+        except Exception as error:  # the outbox's own failure: record it, go on
+            logger.exception("handing over alert event %s failed", pk)
+            _record_failure(pk, token, f"the outbox failed: {type(error).__name__}: {error}")
+            handled += 1
     return handled
+
+
+def _record_failure(pk: int, token: str, reason: str) -> None:
+    AlertEvent.objects.filter(
+        pk=pk, dispatch_token=token, dispatch=AlertEvent.Dispatch.PENDING
+    ).update(
+        dispatch=AlertEvent.Dispatch.FAILED,
+        dispatched_at=timezone.now(),
+        dispatch_note=_clean(reason),
+        dispatch_claimed_until=None,
+    )
+    metrics.alert_events_dispatched.labels(outcome=AlertEvent.Dispatch.FAILED).inc()
+
+
+def _clean(note: str) -> str:
+    # A consumer's note or error text may hold anything; PostgreSQL refuses NUL.
+    return note.replace("\x00", "")[:LONGEST_NOTE]
 
 
 def drain(limit_rounds: int = 100) -> int:
@@ -153,7 +206,9 @@ def drain(limit_rounds: int = 100) -> int:
 def _hand_over(pk: int, token: str) -> bool:
     with transaction.atomic():
         event = (
-            AlertEvent.objects.select_for_update()
+            # Only the event's row: locking its alert too would hold up the alert's
+            # own changes (an acknowledgement, an evaluation) while consumers run.
+            AlertEvent.objects.select_for_update(of=("self",))
             .select_related("alert")
             .filter(pk=pk, dispatch_token=token, dispatch=AlertEvent.Dispatch.PENDING)
             .first()
@@ -166,7 +221,7 @@ def _hand_over(pk: int, token: str) -> bool:
         AlertEvent.objects.filter(pk=pk).update(
             dispatch=outcome,
             dispatched_at=timezone.now(),
-            dispatch_note=note[:LONGEST_NOTE],
+            dispatch_note=_clean(note),
             dispatch_claimed_until=None,
         )
     metrics.alert_events_dispatched.labels(outcome=outcome).inc()

@@ -7,10 +7,11 @@ deleted rule resolves its alerts.
 
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
+from django.utils import timezone
 
 from controlplane.alerting import evaluation, lifecycle
 from controlplane.alerting.builtin import seed_rules
-from controlplane.alerting.models import AlertRule, RuleEvaluation, Silence
+from controlplane.alerting.models import LONGEST_INTERVAL, AlertRule, RuleEvaluation, Silence
 from controlplane.catalog.models import MetricSource, Organization
 
 
@@ -46,6 +47,13 @@ def rule_saved(sender, instance: AlertRule, created: bool, raw=False, **_):
         RuleEvaluation.objects.get_or_create(rule=instance)
     if not instance.enabled:
         evaluation.retire(instance, "rule disabled")
+        return
+    # Enabled again, or its interval shortened: a next slot further off than one
+    # interval comes in to now. Compare-and-set on the schedule alone: the
+    # evaluation state stays the evaluator's.
+    now = timezone.now()
+    interval = min(instance.interval or LONGEST_INTERVAL, LONGEST_INTERVAL)
+    RuleEvaluation.objects.filter(rule=instance, due_at__gt=now + interval).update(due_at=now)
 
 
 @receiver(pre_delete, sender=AlertRule, dispatch_uid="alerting.retire_deleted_rule")

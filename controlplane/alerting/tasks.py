@@ -16,7 +16,7 @@ BATCH_SIZE = 100
 
 @shared_task(name="alerting.evaluate_due_rules", ignore_result=True)
 def evaluate_due_rules() -> int:
-    """Beat's tick (every second): queue the rules whose slot has come, grouped so
+    """Beat's tick (twice a second): queue the rules whose slot has come, grouped so
     shared queries stay together. Each batch is leased as it is queued, so a rule
     waiting in the queue is not queued again by the next tick; a lost message
     gives its rules back when the lease runs out. It never talks to a source."""

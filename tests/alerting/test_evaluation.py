@@ -333,3 +333,17 @@ def test_a_duration_with_thousands_of_digits_is_refused_clearly():
 
     with pytest.raises(ValueError, match="too long"):
         parse_duration("9" * 5000 + "s")
+
+
+def test_a_rule_edited_during_its_evaluation_is_not_verified_by_the_old_expression(fake, rule):
+    AlertRule.objects.filter(pk=rule.pk).update(verification="unverified")
+    loaded = list(AlertRule.objects.filter(pk=rule.pk).select_related("evaluation", "source"))
+    # Saved meanwhile with a new expression its source could not check.
+    AlertRule.objects.filter(pk=rule.pk).update(expr="queue_depth * 2")
+
+    evaluation.evaluate(loaded, timezone.now())
+
+    rule.refresh_from_db()
+    assert rule.verification == "unverified"
+    evaluate(rule)  # the new expression runs: now it is verified
+    assert rule.verification == "verified"

@@ -162,3 +162,53 @@ def test_draining_takes_a_bounded_number_of_queries(rule, consumer, django_asser
     # claim (2), list (1), then per event: lock, savepoints, record (about 6).
     with django_assert_max_num_queries(20 * 6 + 8):
         assert outbox.drain() == 20
+
+
+def test_an_event_whose_every_claim_died_is_given_up_and_its_alert_goes_on(rule, consumer):
+    alert = make_alert(rule)
+    lifecycle.resolve(alert)
+    opened = AlertEvent.objects.get(alert=alert, kind="opened")
+    # Every worker that took it died: attempts used up, the last lease run out.
+    AlertEvent.objects.filter(pk=opened.pk).update(
+        dispatch_attempts=outbox.MOST_ATTEMPTS,
+        dispatch_claimed_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    outbox.drain()
+
+    opened.refresh_from_db()
+    assert opened.dispatch == "failed"
+    assert f"given up after {outbox.MOST_ATTEMPTS} attempts" in opened.dispatch_note
+    assert consumer.seen == [(alert.pk, "resolved")]
+
+
+def test_the_outbox_failing_on_one_event_records_it_and_goes_on(rule, consumer, monkeypatch):
+    first, second = make_alert(rule, "fp-1"), make_alert(rule, "fp-2")
+    hand_over = outbox._hand_over
+
+    def breaks_on_first(pk, token):
+        if pk == first.events.get().pk:
+            raise ValueError("bad row\x00")
+        return hand_over(pk, token)
+
+    monkeypatch.setattr(outbox, "_hand_over", breaks_on_first)
+    outbox.drain()
+
+    broken = first.events.get()
+    assert broken.dispatch == "failed"
+    assert broken.dispatch_note == "the outbox failed: ValueError: bad row"
+    assert consumer.seen == [(second.pk, "opened")]
+
+
+def test_a_transaction_with_many_events_nudges_a_worker_once(
+    rule, settings, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    settings.ALERT_EVENT_NUDGE = True
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for n in range(3):
+            lifecycle.resolve(make_alert(rule, f"fp-{n}"))
+
+    assert [callback.__name__ for callback in callbacks] == ["_nudge"]
+    assert AlertEvent.objects.count() == 6

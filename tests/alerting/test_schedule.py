@@ -89,3 +89,44 @@ def test_a_stale_task_from_a_lease_that_was_given_away_evaluates_nothing(org, mo
     assert evaluate_due_rules() == 1  # the lease ran out: queued again, under a new token
 
     assert evaluation.evaluate_claimed([rule.pk], token=stale) == []
+
+
+@pytest.mark.django_db
+def test_for_counts_whole_intervals_at_the_slots_whatever_each_task_s_lag(org):
+    # Prometheus evaluates at the scheduled timestamp: a task that starts 0.4 s late
+    # once and 0.1 s late five slots on must still fire after exactly `for`.
+    rule = make_rule(org, op=">=", threshold=0, for_duration=5 * MINUTE, interval=MINUTE)
+    base = timezone.now() - timedelta(hours=1)
+    lags = [0.4, 0.1, 0.3, 0.05, 0.2, 0.1]
+    states = []
+    for k, lag in enumerate(lags):
+        RuleEvaluation.objects.filter(rule=rule).update(due_at=base + k * MINUTE)
+        rule.refresh_from_db()
+        evaluation.evaluate([rule], base + k * MINUTE + lag * S, on_slots=True)
+        states.append(RuleEvaluation.objects.get(rule=rule).state)
+
+    assert states == ["pending"] * 5 + ["firing"]
+
+
+@pytest.mark.django_db
+def test_disabling_parks_the_schedule_and_enabling_brings_it_back(org):
+    rule = make_rule(org)
+    rule.enabled = False
+    rule.save()
+    assert RuleEvaluation.objects.get(rule=rule).due_at == evaluation.PARKED
+    assert rule.pk not in evaluation.due_rule_ids(timezone.now() + timedelta(days=365))
+
+    rule.enabled = True
+    rule.save()
+    assert RuleEvaluation.objects.get(rule=rule).due_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_shortened_interval_takes_effect_now(org):
+    rule = make_rule(org, interval=timedelta(days=1))
+    RuleEvaluation.objects.filter(rule=rule).update(due_at=timezone.now() + timedelta(hours=20))
+
+    rule.interval = MINUTE
+    rule.save()
+
+    assert RuleEvaluation.objects.get(rule=rule).due_at <= timezone.now()

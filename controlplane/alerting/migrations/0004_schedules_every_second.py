@@ -15,7 +15,10 @@ def every_second(apps, schema_editor):
     half, _ = IntervalSchedule.objects.get_or_create(every=500_000, period="microseconds")
     # A tick that waited in the queue longer than a few periods is stale: the next
     # one does its work, so a worker that fell behind drops it instead of running it.
-    PeriodicTask.objects.filter(name=EVALUATE).update(interval=half, expire_seconds=2)
+    # An operator's own schedule for the tick is left alone; the seeded 10 s is not.
+    PeriodicTask.objects.filter(
+        name=EVALUATE, interval__every=10, interval__period="seconds"
+    ).update(interval=half, expire_seconds=2)
     PeriodicTask.objects.get_or_create(
         name=DISPATCH,
         defaults={
