@@ -7,6 +7,22 @@ from rest_framework.test import APIClient
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
 
 
+@pytest.fixture(scope="session")
+def fake_prometheus_server():
+    from tests.promql.fake import FakePrometheus
+
+    server = FakePrometheus()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake(fake_prometheus_server):
+    """A Prometheus stand-in on loopback answering what the test says (tests/promql/fake.py)."""
+    fake_prometheus_server.reset()
+    return fake_prometheus_server
+
+
 @pytest.fixture
 def org(db) -> Organization:
     return Organization.objects.create(slug="acme", name="Acme")

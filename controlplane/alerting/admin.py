@@ -19,7 +19,7 @@ from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvalu
 from controlplane.alerting.templates import humanize
 from controlplane.catalog import tenancy
 from controlplane.catalog.actors import Actor
-from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline
+from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline, ReadOnlyRows
 
 # The label that sets a test alert apart from the rule's real instances.
 TEST_LABELS = {"test": "true"}
@@ -197,7 +197,7 @@ class AlertEventInline(ReadOnlyInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(OrganizationScopedAdmin):
+class AlertAdmin(ReadOnlyRows, OrganizationScopedAdmin):
     list_display = [
         "rule_key",
         "organization",
@@ -248,15 +248,6 @@ class AlertAdmin(OrganizationScopedAdmin):
     def silenced(self, alert: Alert) -> bool:
         return alert.silenced_by_id is not None
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     def has_respond_permission(self, request: HttpRequest) -> bool:
         allowed = tenancy.organization_ids(request.user, tenancy.RESPOND_ROLES)
         return request.user.is_staff and (allowed is None or bool(allowed))
@@ -293,7 +284,7 @@ class AlertAdmin(OrganizationScopedAdmin):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(OrganizationScopedAdmin):
+class AlertEventAdmin(ReadOnlyRows, OrganizationScopedAdmin):
     """The outbox, seen from the admin: what has been handed on, what failed and why."""
 
     organization_field = "alert__organization"
@@ -326,15 +317,6 @@ class AlertEventAdmin(OrganizationScopedAdmin):
         "dispatch_note",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         allowed = tenancy.organization_ids(request.user, tenancy.MANAGE_ROLES)

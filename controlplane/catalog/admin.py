@@ -139,7 +139,21 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return filters
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyRows:
+    """For rows that change only through their context's recorder (alerts, timeline
+    events): the admin shows them and offers actions, never an edit form."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadOnlyRows, admin.TabularInline):
     """History shown inside an object's change page (a timeline, revisions).
 
     Its parent's admin has already checked the organisation wall, and history is
@@ -151,15 +165,6 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class MembershipInline(admin.TabularInline):

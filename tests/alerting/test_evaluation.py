@@ -9,22 +9,9 @@ from controlplane.alerting import evaluation, lifecycle
 from controlplane.alerting.models import Alert, AlertRule, RuleEvaluation
 from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import MetricSource, SourceHealth
-from tests.promql.fake import FakePrometheus, vector
+from tests.promql.fake import vector
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def server():
-    fake = FakePrometheus()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture

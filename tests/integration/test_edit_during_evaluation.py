@@ -32,13 +32,6 @@ def series(value, **labels):
     return {"metric": labels, "value": [1767225600, str(value)]}
 
 
-@pytest.fixture
-def fake():
-    server = FakePrometheus()
-    yield server
-    server.close()
-
-
 class HeldCheck:
     """Makes the source's PromQL check (/api/v1/format_query) wait until released."""
 

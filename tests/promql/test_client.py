@@ -20,21 +20,8 @@ from controlplane.promql.client import (
     SourceTimeout,
     SourceUnavailable,
 )
-from tests.promql.fake import FakePrometheus, vector
+from tests.promql.fake import vector
 from tests.services import free_port
-
-
-@pytest.fixture(scope="module")
-def server():
-    fake = FakePrometheus()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture
