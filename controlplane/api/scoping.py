@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.http import Http404
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
@@ -38,7 +40,11 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
         """
         field = self.lookup_field
         value = self.kwargs[self.lookup_url_kwarg or field]
-        queryset = self.filter_queryset(self.get_queryset()).filter(**{field: value})
+        queryset = self.filter_queryset(self.get_queryset())
+        if not _can_hold(queryset.model, field, value):
+            # "/alerts/AAA/" names nothing, like an id nobody has: 404, not a 500.
+            raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+        queryset = queryset.filter(**{field: value})
         slug = self.request.query_params.get("organization")
         if slug:
             queryset = queryset.filter(**{f"{self.organization_field}__slug": slug})
@@ -60,3 +66,19 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
         if org_id is not None:
             context.bind(organization_id=str(org_id))
         return obj
+
+
+# The widest integer every database here stores (PostgreSQL's bigint).
+LARGEST_INTEGER = 2**63 - 1
+
+
+def _can_hold(model: type[models.Model], field: str, value: str) -> bool:
+    """Whether the lookup field could hold the value at all (an id is a number)."""
+    model_field = model._meta.pk if field == "pk" else model._meta.get_field(field)
+    try:
+        prepared = model_field.to_python(value)
+    except (DjangoValidationError, ValueError, TypeError):
+        return False
+    if isinstance(model_field, models.IntegerField):
+        return isinstance(prepared, int) and abs(prepared) <= LARGEST_INTEGER
+    return True

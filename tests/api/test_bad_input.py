@@ -345,3 +345,15 @@ def test_runbook_search_with_odd_characters_is_fine(api, read_token):
     response = api(read_token).get("/api/v1/runbooks/?q=100%25%5C_'\"")
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("alert_id", ["AAA", "1.5", "99999999999999999999", "-0x1"])
+@pytest.mark.parametrize("action", ["", "acknowledge/", "resolve/"])
+def test_an_alert_id_that_is_no_number_is_404_not_500(api, write_token, alert_id, action):
+    client = api(write_token)
+    path = f"/api/v1/alerts/{alert_id}/{action}"
+
+    response = client.post(path, {}, format="json") if action else client.get(path)
+
+    assert response.status_code == 404, response.content
+    assert response.json()["detail"].startswith(("No Alert matches", "No API endpoint at"))
