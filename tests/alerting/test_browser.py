@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule
 from controlplane.catalog.models import Membership, Organization, Role, Service
-from tests.runbooks.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.services import require
+from tests.browser import chromium
 
 VALUE = 0.379746835443038
 EXACT = "0.379746835443038"  # {{ $value }}, kept for the tooltip
@@ -39,8 +36,6 @@ MEASURE = """() => {
 def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
     transactional_db, live_server, settings
 ):
-    require("Chromium", os.path.exists(CHROMIUM), "install the Debian package 'chromium'")
-    from playwright.sync_api import sync_playwright
 
     # The live server speaks plain HTTP.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
@@ -73,26 +68,22 @@ def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
     seen: dict[tuple[str, int], dict] = {}
 
     # No ORM calls inside: Playwright runs an event loop in this thread.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": WIDTHS[0], "height": 900})
-            page.goto(f"{live_server.url}/accounts/login/?next=/alerts/")
-            page.fill("#id_username", "oncall")
-            page.fill("#id_password", "correct horse battery")
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server.url}/alerts/")
-            for width in WIDTHS:
-                page.set_viewport_size({"width": width, "height": 900})
-                for name, (path, value) in pages.items():
-                    page.goto(f"{live_server.url}{path}")
-                    seen[name, width] = page.evaluate(MEASURE)
-                    seen[name, width]["value"] = page.eval_on_selector(
-                        value, "n => [n.textContent.trim(), n.getAttribute('value')]"
-                    )
-                    seen[name, width]["visible"] = page.is_visible(value)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": WIDTHS[0], "height": 900})
+        page.goto(f"{live_server.url}/accounts/login/?next=/alerts/")
+        page.fill("#id_username", "oncall")
+        page.fill("#id_password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/alerts/")
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            for name, (path, value) in pages.items():
+                page.goto(f"{live_server.url}{path}")
+                seen[name, width] = page.evaluate(MEASURE)
+                seen[name, width]["value"] = page.eval_on_selector(
+                    value, "n => [n.textContent.trim(), n.getAttribute('value')]"
+                )
+                seen[name, width]["visible"] = page.is_visible(value)
 
     for (name, width), measured in seen.items():
         where = f"{name} at {width} px"

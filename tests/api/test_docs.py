@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.services import require
+from tests.browser import chromium
 from tests.waiting import DEADLINE
 
 DOCS_PAGES = ["/api/v1/docs/", "/api/v1/redoc/"]
@@ -69,10 +68,6 @@ def test_swagger_ui_does_not_ask_the_online_validator(client):
 
 @pytest.mark.integration
 def test_the_docs_render_their_operations_with_no_network(transactional_db, live_server):
-    from tests.runbooks.test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    require("Chromium", os.path.exists(CHROMIUM), "install the Debian package 'chromium'")
-    from playwright.sync_api import sync_playwright
 
     loopback = urlsplit(live_server.url).hostname
     blocked: list[str] = []
@@ -86,28 +81,24 @@ def test_the_docs_render_their_operations_with_no_network(transactional_db, live
             blocked.append(route.request.url)
             route.abort("internetdisconnected")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            # Swagger UI's bundle is large; a loaded machine takes its time to run it.
-            page.set_default_timeout(DEADLINE * 1000)
-            page.route("**/*", offline)
-            page.on(
-                "response",
-                lambda response: failed.append(response.url) if response.status >= 400 else None,
-            )
+    with chromium() as browser:
+        page = browser.new_page()
+        # Swagger UI's bundle is large; a loaded machine takes its time to run it.
+        page.set_default_timeout(DEADLINE * 1000)
+        page.route("**/*", offline)
+        page.on(
+            "response",
+            lambda response: failed.append(response.url) if response.status >= 400 else None,
+        )
 
-            page.goto(f"{live_server.url}/api/v1/docs/")
-            page.wait_for_selector(".opblock", state="attached")
-            swagger_operations = page.locator(".opblock").count()
-            swagger_paths = page.locator(".opblock-summary-path").all_inner_texts()
+        page.goto(f"{live_server.url}/api/v1/docs/")
+        page.wait_for_selector(".opblock", state="attached")
+        swagger_operations = page.locator(".opblock").count()
+        swagger_paths = page.locator(".opblock-summary-path").all_inner_texts()
 
-            page.goto(f"{live_server.url}/api/v1/redoc/")
-            page.wait_for_selector("[data-section-id*='operation/']", state="attached")
-            redoc_operations = page.locator("[data-section-id*='operation/']").count()
-        finally:
-            browser.close()
+        page.goto(f"{live_server.url}/api/v1/redoc/")
+        page.wait_for_selector("[data-section-id*='operation/']", state="attached")
+        redoc_operations = page.locator("[data-section-id*='operation/']").count()
 
     assert swagger_operations > 5
     assert any(path.startswith("/api/v1/services/") for path in swagger_paths), swagger_paths

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
 from controlplane.catalog.models import Membership, Organization, Role
 from runbooks.models import Runbook, Via
+from tests.browser import chromium
 from tests.runbooks.samples import SECTIONS
-from tests.services import require
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE_BODY = """# Payments API errors
 
 <script>window.__pwned=1</script>
@@ -60,8 +49,6 @@ The 5xx share is under 0.1% for 15 minutes.
 def test_a_runbook_opened_from_the_list_renders_its_sections_and_runs_no_script(
     transactional_db, live_server, settings
 ):
-    require("Chromium", os.path.exists(CHROMIUM), "install the Debian package 'chromium'")
-    from playwright.sync_api import sync_playwright
 
     # The live server speaks plain HTTP.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
@@ -84,51 +71,45 @@ def test_a_runbook_opened_from_the_list_renders_its_sections_and_runs_no_script(
     failed: list[str] = []
 
     # No ORM calls inside: Playwright runs an event loop in this thread.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.on(
-                "response",
-                lambda response: (
-                    failed.append(response.url)
-                    if response.status >= 400 and not response.url.endswith("/favicon.ico")
-                    else None
-                ),
-            )
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on(
+            "response",
+            lambda response: (
+                failed.append(response.url)
+                if response.status >= 400 and not response.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
 
-            page.goto(f"{live_server.url}/accounts/login/?next=/runbooks/")
-            page.fill("#id_username", "oncall")
-            page.fill("#id_password", "correct horse battery")
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server.url}/runbooks/")
-            page.click("text=Payments API errors")
-            page.wait_for_url(f"{live_server.url}/runbooks/payments-errors/")
+        page.goto(f"{live_server.url}/accounts/login/?next=/runbooks/")
+        page.fill("#id_username", "oncall")
+        page.fill("#id_password", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/runbooks/")
+        page.click("text=Payments API errors")
+        page.wait_for_url(f"{live_server.url}/runbooks/payments-errors/")
 
-            heading_ids = page.eval_on_selector_all(
-                ".runbook-body h2", "nodes => nodes.map(n => n.id)"
-            )
-            pwned = page.evaluate("typeof window.__pwned")
-            page.click("text=click me")
-            pwned_after_click = page.evaluate("typeof window.__pwned")
-            scripts = page.evaluate(
-                "document.querySelectorAll('script, [onerror], [onload], [onclick]').length"
-            )
-            pre_overflow = page.eval_on_selector(
-                ".runbook-body pre", "n => getComputedStyle(n).overflowX"
-            )
+        heading_ids = page.eval_on_selector_all(".runbook-body h2", "nodes => nodes.map(n => n.id)")
+        pwned = page.evaluate("typeof window.__pwned")
+        page.click("text=click me")
+        pwned_after_click = page.evaluate("typeof window.__pwned")
+        scripts = page.evaluate(
+            "document.querySelectorAll('script, [onerror], [onload], [onclick]').length"
+        )
+        pre_overflow = page.eval_on_selector(
+            ".runbook-body pre", "n => getComputedStyle(n).overflowX"
+        )
 
-            page.goto(f"{live_server.url}/runbooks/payments-errors/#mitigation")
-            target = page.evaluate(
-                "document.querySelector(':target') && document.querySelector(':target').id"
-            )
+        page.goto(f"{live_server.url}/runbooks/payments-errors/#mitigation")
+        target = page.evaluate(
+            "document.querySelector(':target') && document.querySelector(':target').id"
+        )
 
-            page.set_viewport_size({"width": 375, "height": 812})
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+        page.set_viewport_size({"width": 375, "height": 812})
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(screenshot), full_page=True)
 
     assert heading_ids == list(SECTIONS)
     assert pwned == pwned_after_click == "undefined"
