@@ -137,21 +137,9 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
 
     from controlplane.alerting.models import RuleEvaluation
     from controlplane.alerting.tasks import batches, evaluate_rules
-    from controlplane.celery import app
 
     ids = _seed(size, url)
-    broker = "redis://127.0.0.1:6379/13"
-    import redis
-
-    redis.Redis.from_url(broker).flushdb()
-    os.environ["CELERY_BROKER_URL"] = broker
-    app.conf.update(broker_url=broker, task_always_eager=False)
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": _database_url(test_db),
-    }
+    broker, env = _fresh_broker(test_db)
     workers = _start_workers(env, broker)
     try:
         started = time.perf_counter()
@@ -198,6 +186,26 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
     return budgets
 
 
+def _fresh_broker(test_db: str) -> tuple[str, dict]:
+    """An emptied Redis database as the broker of this process and of the workers
+    and beat it starts; returns the broker URL and their environment."""
+    import redis
+
+    from controlplane.celery import app
+
+    broker = "redis://127.0.0.1:6379/13"
+    redis.Redis.from_url(broker).flushdb()
+    os.environ["CELERY_BROKER_URL"] = broker
+    app.conf.update(broker_url=broker, task_always_eager=False)
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": _database_url(test_db),
+    }
+    return broker, env
+
+
 def _start_workers(env: dict, broker: str, count: int = 2):
     """`count` real workers, each answering a ping before this returns."""
     from celery.utils.nodenames import host_format
@@ -205,25 +213,13 @@ def _start_workers(env: dict, broker: str, count: int = 2):
 
     from controlplane.celery import app
     from tests import waiting
+    from tests.services import celery_worker_command
 
     hostnames = [host_format(f"bench{n}@%h") for n in range(count)]
     logs = [Path(tempfile.gettempdir()) / f"bench-worker-{n}.log" for n in range(count)]
     workers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "controlplane",
-                "worker",
-                "--pool=solo",
-                f"--hostname={hostname}",
-                "--loglevel=WARNING",
-                "--without-heartbeat",
-                "--without-mingle",
-                "--without-gossip",
-            ],
+            celery_worker_command(hostname, "WARNING"),
             cwd=ROOT,
             env=env,
             stdout=log.open("wb"),
@@ -253,11 +249,9 @@ def _schedule_lag(url: str, test_db: str) -> list[Budget]:
     """1,000 rules at a 10 s interval under a real beat and two workers, for four rounds:
     the lag from each rule's slot to the start of its evaluation, and the spacing of
     consecutive evaluations of a rule against its interval."""
-    import redis
     from django.utils import timezone
 
     from controlplane.alerting.models import AlertRule, RuleEvaluation
-    from controlplane.celery import app
     from tests import waiting
 
     ids = _seed(LAG_RULES, url)
@@ -268,15 +262,7 @@ def _schedule_lag(url: str, test_db: str) -> list[Budget]:
         RuleEvaluation.objects.filter(rule_id=pk).update(
             due_at=now + LAG_INTERVAL * (n / len(ids)) + timedelta(seconds=LAG_WARM_UP / 2)
         )
-    broker = "redis://127.0.0.1:6379/13"
-    redis.Redis.from_url(broker).flushdb()
-    app.conf.update(broker_url=broker, task_always_eager=False)
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": _database_url(test_db),
-    }
+    broker, env = _fresh_broker(test_db)
     workers = _start_workers(env, broker)
     beat_log = Path(tempfile.gettempdir()) / "bench-beat.log"
     beat = subprocess.Popen(

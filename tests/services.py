@@ -67,3 +67,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def celery_worker_command(hostname: str, loglevel: str = "INFO") -> list[str]:
+    """A real `celery worker` for tests and benches: one process (solo pool), and no
+    heartbeat, mingle or gossip chatter between workers started side by side."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "controlplane",
+        "worker",
+        "--pool=solo",
+        f"--hostname={hostname}",
+        f"--loglevel={loglevel}",
+        "--without-heartbeat",
+        "--without-mingle",
+        "--without-gossip",
+    ]

@@ -6,9 +6,9 @@ import pytest
 from django.template import Context, Template
 
 from controlplane.alerting import lifecycle
-from controlplane.alerting.models import AlertRule
 from controlplane.alerting.templatetags.alert_values import exact_value, humanize
 from controlplane.catalog.models import Role
+from tests.factories import make_rule
 
 # value, {{ $value | humanize }}, {{ $value }}
 VALUES = [
@@ -57,14 +57,7 @@ def test_the_alert_pages_show_the_humanized_value_and_keep_the_exact_one(
     client, member, org, service
 ):
     client.force_login(member(org, Role.VIEWER))
-    rule = AlertRule.objects.create(
-        organization=org,
-        service=service,
-        key="checkout.ratio",
-        name="Ratio",
-        severity="critical",
-        expr="alerts.firing",
-    )
+    rule = make_rule(org, "checkout.ratio", service=service, severity="critical")
     alert, _ = lifecycle.open_alert(rule, "ratio", {}, 0.379746835443038, {})
     without, _ = lifecycle.open_alert(rule, "none", {"instance": "b"}, None, {})
     shown = (

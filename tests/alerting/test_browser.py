@@ -6,9 +6,10 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from controlplane.alerting import lifecycle
-from controlplane.alerting.models import Alert, AlertRule
+from controlplane.alerting.models import Alert
 from controlplane.catalog.models import Membership, Organization, Role, Service
 from tests.browser import chromium
+from tests.factories import make_rule
 
 VALUE = 0.379746835443038
 EXACT = "0.379746835443038"  # {{ $value }}, kept for the tooltip
@@ -45,13 +46,8 @@ def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
     service = Service.objects.create(
         organization=org, slug="checkout-payments-gateway", name="Checkout", team="payments"
     )
-    rule = AlertRule.objects.create(
-        organization=org,
-        service=service,
-        key="checkout.payments.gateway.error-ratio",
-        name="Checkout errors",
-        severity="critical",
-        expr="alerts.firing",
+    rule = make_rule(
+        org, "checkout.payments.gateway.error-ratio", service=service, severity="critical"
     )
     labels = {"instance": UNBROKEN, "description": WORDY, "path": PATHLIKE}
     summary = f"Error ratio of {UNBROKEN} is {SHOWN}"

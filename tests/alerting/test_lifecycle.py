@@ -6,43 +6,21 @@ import pytest
 from django.utils import timezone
 
 from controlplane.alerting import lifecycle, outbox
-from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
+from controlplane.alerting.models import Alert, AlertEvent, Silence
 from controlplane.catalog.actors import Actor
+from tests.factories import RecordingConsumer, make_rule
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def rule(org, service):
-    return AlertRule.objects.create(
-        organization=org,
-        service=service,
-        key="queue.depth",
-        name="Queue depth",
-        expr="alerts.firing",
-        severity="critical",
-    )
-
-
-class Heard:
-    """What an outbox consumer is handed, as (kind, alert id, actor): `heard()`
-    drains the outbox first, as a worker would."""
-
-    def __init__(self):
-        self.received = []
-
-    def handle(self, event):
-        self.received.append((event.kind, event.alert_id, event.actor))
-        return "heard"
-
-    def __call__(self):
-        outbox.drain()
-        return list(self.received)
+    return make_rule(org, service=service, name="Queue depth", severity="critical")
 
 
 @pytest.fixture
 def heard():
-    listener = Heard()
+    listener = RecordingConsumer()
     outbox.register("test", listener.handle)
     yield listener
     outbox.unregister("test")

@@ -10,30 +10,14 @@ from django.utils import timezone
 from controlplane.alerting import lifecycle, outbox
 from controlplane.alerting.models import AlertEvent
 from controlplane.catalog.actors import BEAT
-from tests.factories import make_alert, make_rule
+from tests.factories import RecordingConsumer, make_alert, make_rule
 
 pytestmark = pytest.mark.django_db
 
 
-class Consumer:
-    """Records what it is handed; `fail_on` kinds raise after writing something."""
-
-    def __init__(self, fail_on: tuple[str, ...] = ()) -> None:
-        self.seen: list[tuple[int, str]] = []
-        self.fail_on = fail_on
-
-    def handle(self, event: AlertEvent) -> str:
-        if event.kind in self.fail_on:
-            # A write the consumer made before failing must be undone with it.
-            AlertEvent.objects.filter(pk=event.pk).update(note="written by a failing consumer")
-            raise RuntimeError(f"cannot handle {event.kind}")
-        self.seen.append((event.alert_id, event.kind))
-        return f"took {event.kind}"
-
-
 @pytest.fixture
 def consumer():
-    found = Consumer()
+    found = RecordingConsumer()
     outbox.register("test", found.handle)
     yield found
     outbox.unregister("test")
@@ -110,7 +94,7 @@ def test_an_expired_lease_is_taken_over_and_the_attempt_counted(rule, consumer, 
 
 
 def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_nothing(rule):
-    failing = Consumer(fail_on=("opened",))
+    failing = RecordingConsumer(fail_on=("opened",))
     outbox.register("paging", failing.handle)
     try:
         alert = make_alert(rule)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import kombu.pools
@@ -63,20 +62,7 @@ class Workers:
         log_path = log_dir / f"test-worker-{name}.log"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "controlplane",
-                    "worker",
-                    "--pool=solo",
-                    f"--hostname={name}@%h",
-                    "--loglevel=INFO",
-                    "--without-heartbeat",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
+                services.celery_worker_command(f"{name}@%h"),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
