@@ -63,6 +63,18 @@ class Channel(filesystem.Channel):
         except OSError as error:
             raise ChannelError(f"Cannot update {file}") from error
 
+    def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs) -> None:
+        super().queue_bind(queue, exchange, routing_key, arguments, **kwargs)
+        # kombu keeps declared bindings in a state shared by every connection of the
+        # process, and marks one declared before it writes it to the table on disk. A
+        # second connection (a worker's publisher beside its consumer) then finds it
+        # declared, skips the write, and publishes while the table still lacks it: the
+        # message is routed nowhere. Writing it here as well (idempotent, under the table
+        # lock) means a bind has reached the disk when it returns.
+        exchange = exchange or "amq.direct"
+        meta = self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments)
+        self._queue_bind(exchange, *meta)
+
     def _queue_bind(self, exchange, routing_key, pattern, queue) -> None:
         bound = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._update_table(exchange, lambda table: table if bound in table else [bound, *table])
