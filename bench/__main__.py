@@ -10,6 +10,8 @@ import sys
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdef")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The bench's Prometheus listens on loopback, which the source guard refuses by default.
+os.environ.setdefault("ALLOWED_SOURCE_NETWORKS", "127.0.0.0/8,::1/128")
 
 # Each module has run() -> list[Budget]; later contexts add theirs here.
 MODULES = ["bench.api_overhead", "bench.rule_evaluation"]

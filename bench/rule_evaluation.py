@@ -145,10 +145,7 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
         started = time.perf_counter()
         for batch in batches(ids):
             evaluate_rules.delay(batch, at=at.isoformat())
-        while RuleEvaluation.objects.filter(last_evaluated_at__isnull=True).exists():
-            if time.perf_counter() - started > 300:
-                raise RuntimeError("evaluation did not finish within 300 s")
-            time.sleep(0.05)
+        _until_evaluated(workers)
         engine = time.perf_counter() - started
     finally:
         for worker in workers:
@@ -236,6 +233,24 @@ def _start_workers(env: dict, broker: str, count: int = 2):
             retry_on=(OSError, OperationalError),
         )
     return workers
+
+
+def _until_evaluated(workers: list[subprocess.Popen]) -> None:
+    """Every seeded rule evaluated once; a worker that dies fails the bench at once."""
+    from controlplane.alerting.models import RuleEvaluation
+    from tests import waiting
+
+    def done() -> bool:
+        for n, worker in enumerate(workers):
+            if worker.poll() is not None:
+                log = Path(tempfile.gettempdir()) / f"bench-worker-{n}.log"
+                raise RuntimeError(
+                    f"bench worker {n} exited with {worker.returncode}:\n"
+                    + log.read_text(errors="replace")[-3000:]
+                )
+        return not RuleEvaluation.objects.filter(last_evaluated_at__isnull=True).exists()
+
+    waiting.until(done, what="every rule evaluated once by the bench workers", within=300)
 
 
 LAG_RULES = 1_000

@@ -12,3 +12,6 @@ TRANSPORT_ALIASES["filesystem"] = "controlplane.broker:Transport"
 app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The project's own tasks (the heartbeat, the probe): controlplane is no installed app,
+# so autodiscovery does not find them.
+app.autodiscover_tasks(["controlplane"])

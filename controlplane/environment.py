@@ -6,7 +6,9 @@ stops the process at start with a message an operator can act on.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import zoneinfo
 from pathlib import Path
@@ -76,6 +78,30 @@ def string_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def networks(name: str) -> list[str]:
+    """'10.0.0.0/8, ::1/128' as normalised CIDRs; a bare address is a network of one."""
+    found = []
+    for item in string_list(name, []):
+        try:
+            found.append(str(ipaddress.ip_network(item)))
+            continue
+        except ValueError:
+            pass
+        try:
+            # 10.1.2.3/8: bits set past the prefix, most likely a typo. Say what we
+            # would have read rather than guess.
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be networks such as 10.0.0.0/8 or fd00::/8, separated by "
+                f"commas, got {item!r}"
+            ) from None
+        raise ImproperlyConfigured(
+            f"{name}: {item!r} has bits set past its prefix; did you mean {network}?"
+        )
+    return found
 
 
 def _split(name: str, raw: str) -> SplitResult:
@@ -205,4 +231,46 @@ def directory(name: str) -> str:
         raise ImproperlyConfigured(f"{name} must be an existing directory, got {raw!r}")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ImproperlyConfigured(f"{name} must be a directory this process can write: {raw!r}")
+    return raw
+
+
+# An origin a Content-Security-Policy may name: scheme, host (optionally every
+# subdomain, "*."), port. No paths, quotes, spaces or semicolons, which would let a
+# value smuggle in another directive.
+_CSP_ORIGIN = re.compile(
+    r"https?://(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?"
+)
+
+
+def csp_origins(name: str) -> list[str]:
+    """'https://img.example.com,https://*.cdn.example' as a list of CSP host sources."""
+    found = []
+    for item in string_list(name, []):
+        origin = item.rstrip("/")
+        if not _CSP_ORIGIN.fullmatch(origin):
+            raise ImproperlyConfigured(
+                f"{name} must be origins such as https://images.example.com or "
+                f"https://*.example.com, separated by commas, got {item!r}"
+            )
+        found.append(origin)
+    return found
+
+
+# RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def bearer_token(name: str, minimum_length: int = 16) -> str:
+    """A shared secret sent as 'Authorization: Bearer <token>', or "" when unset."""
+    raw = string(name)
+    if not raw:
+        return ""
+    # Never echo the value: it is a secret.
+    if len(raw) < minimum_length:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum_length} characters long")
+    if not _BEARER_TOKEN.fullmatch(raw):
+        raise ImproperlyConfigured(
+            f"{name} may hold only letters, digits and . _ ~ + / - (and = at the end)"
+        )
     return raw

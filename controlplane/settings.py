@@ -1,5 +1,7 @@
 """Settings, each read from an environment variable documented in the README."""
 
+import logging
+from datetime import timedelta
 from pathlib import Path
 
 from controlplane import environment as env
@@ -15,7 +17,8 @@ CSRF_TRUSTED_ORIGINS = env.string_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env.url("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with our site: view-on-site and autocomplete behind the walls.
+    "controlplane.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -31,6 +34,7 @@ INSTALLED_APPS = [
     "controlplane.alerting",
     "controlplane.api",
     "runbooks",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -38,14 +42,18 @@ MIDDLEWARE = [
     "controlplane.middleware.RejectNulBytes",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "controlplane.middleware.SecurityHeaders",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "controlplane.acting.ActingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -95,6 +103,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes, docs/security.md): after LOGIN_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is refused with a 429 page
+# for LOGIN_COOLOFF_MINUTES, on /accounts/login/ and the admin's login alike. The pair,
+# not the address alone, so colleagues behind one NAT do not lock each other out, and
+# not the username alone, so a stranger cannot lock anyone out from anywhere.
+AUTHENTICATION_BACKENDS = [
+    # First: a locked-out pair is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.integer("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.integer("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A success forgets the pair's failures: a typo a day never adds up to a lockout.
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "controlplane.login_throttle.locked_out"
+# Axes then masks the username and address in its log lines: users appear in our logs
+# by id only. The failures themselves are in the admin (Axes > Access attempts).
+AXES_VERBOSE = False
+# Axes would otherwise keep a row per successful login (username, address, browser)
+# with no retention; the audit trail records who changed what.
+AXES_DISABLE_ACCESS_LOG = True
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.time_zone("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -114,6 +145,18 @@ SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy on every response (controlplane.middleware.SecurityHeaders):
+# scripts, styles, fonts and images from this origin only, no inline script. Images
+# from elsewhere would tell their host who read which runbook when, so only the
+# origins in CSP_IMG_HOSTS may serve them.
+CSP_IMG_HOSTS = env.csp_origins("CSP_IMG_HOSTS")
+# Sent on every response once above 0; browsers heed it only over HTTPS (RFC 6797),
+# so it works behind a proxy that ends TLS. Defaults to a year when cookies are
+# HTTPS-only anyway, i.e. the site is served over HTTPS.
+SECURE_HSTS_SECONDS = env.integer(
+    "SECURE_HSTS_SECONDS", 31_536_000 if SESSION_COOKIE_SECURE else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -141,6 +184,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Otherwise Swagger UI sends the schema's address to validator.swagger.io for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": "none"},
+    # drf-spectacular's own enum hook, then ours: the error answers every operation gives.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "controlplane.api.schema.document_errors",
+    ],
 }
 
 CELERY_BROKER_URL = env.broker(
@@ -180,8 +228,18 @@ OBSERVABILITY = {
     "REQUEST_ID_HEADER": "X-Request-Id",
     # The package's job-run metrics carry our prefix: controlplane_job_runs_total, ...
     "JOB_METRICS_NAMESPACE": "controlplane",
+    # /metrics counts every organisation's alerts and rules: internal network only,
+    # and with a token set, Prometheus must send it (docs/security.md).
+    "METRICS_TOKEN": env.bearer_token("METRICS_TOKEN"),
 }
 TRACE_URL_TEMPLATE = env.trace_url_template("TRACE_URL_TEMPLATE")
+
+# The outbound-HTTP guard (controlplane/catalog/outbound.py, docs/alerting.md): networks
+# reached although their policy refuses them, checked on every connection. Sources may
+# reach private networks but not loopback, link-local or cloud metadata addresses;
+# webhooks and other internet receivers reach no private address at all.
+ALLOWED_SOURCE_NETWORKS = env.networks("ALLOWED_SOURCE_NETWORKS")
+ALLOWED_PRIVATE_NETWORKS = env.networks("ALLOWED_PRIVATE_NETWORKS")
 
 # prometheus_client reads it from the environment itself; checked here so a typo
 # stops the start instead of failing the first metric write.
@@ -212,12 +270,19 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
+        # Axes writes four INFO lines per successful login; its failures and lockouts
+        # are warnings, and those stay.
+        "axes": {"level": max(LOG_LEVEL, "WARNING", key=logging.getLevelName)},
     },
 }
 
 for _key, _value in env.email("EMAIL_URL").items():
     globals()[_key] = _value
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "controlplane@localhost")
+
+# How long saving a rule waits for its source to check the PromQL (docs/alerting.md):
+# well below gunicorn's timeout (deploy/gunicorn.conf.py), whatever the source's own.
+PROMQL_CHECK_SECONDS = env.integer("PROMQL_CHECK_SECONDS", 3, minimum=1)
 
 # The alert outbox (docs/alerting.md): how long a worker may hold an event before
 # another may take it (a worker killed mid-way gives it back when this runs out),

@@ -68,6 +68,9 @@ class JsonFormatter(logging.Formatter):
                 "request_id": audit.request_id,
                 "user_id": audit.user_id,
                 "organization_id": audit.organization_id,
+                tracing.TRACE_PARENT_LOG_FIELD: tracing.REMOTE
+                if tracing.parent_is_remote()
+                else None,
             }
         line: dict[str, object] = {
             "timestamp": _rfc3339(record.created),
@@ -77,6 +80,12 @@ class JsonFormatter(logging.Formatter):
         }
         for key in _IDS:
             line[key] = record.__dict__.get(key, current.get(key))
+        # Only on lines of a request that continued its caller's trace: "remote".
+        trace_parent = record.__dict__.get(
+            tracing.TRACE_PARENT_LOG_FIELD, current.get(tracing.TRACE_PARENT_LOG_FIELD)
+        )
+        if trace_parent:
+            line[tracing.TRACE_PARENT_LOG_FIELD] = trace_parent
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:

@@ -56,13 +56,19 @@ class ObservabilityMiddleware:
         request_id = self._request_id(request)
         method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
         # A malformed or absent traceparent extracts to an empty context: a new trace.
+        # A valid one is continued, as W3C Trace Context asks, and the span and the
+        # request's log lines say so: its trace id was chosen by the caller.
         parent = _propagator.extract(request.headers, context=Context())
+        remote = tracing.remote_parent(trace.get_current_span(parent).get_span_context())
         attributes = {"http.request.method": method, tracing.REQUEST_ID: request_id}
+        if remote:
+            attributes[tracing.PARENT_REMOTE] = True
         if method == OTHER_METHOD:
             attributes["http.request.method_original"] = str(request.method)[:32]
 
         with (
             context.scope(request_id=request_id, user_id=None, organization_id=None),
+            tracing.continuing_remote_trace(remote),
             _tracer.start_as_current_span(
                 SPAN_NAME, context=parent, kind=SpanKind.SERVER, attributes=attributes
             ) as span,
@@ -130,6 +136,8 @@ class ObservabilityMiddleware:
         # formatter finds the ids on the request the log record carries.
         span_context = span.get_span_context()
         ids = {"trace_id": None, "span_id": None, **audit.as_dict()}
+        if tracing.parent_is_remote():
+            ids[tracing.TRACE_PARENT_LOG_FIELD] = tracing.REMOTE
         if span_context.is_valid:
             ids["trace_id"] = format(span_context.trace_id, "032x")
             ids["span_id"] = format(span_context.span_id, "016x")

@@ -11,6 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 # A metric name prefix, without the colon that Prometheus keeps for recording rules.
 _NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# What may follow "Bearer " in an Authorization header (RFC 6750's b64token).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class Options:
     # Prefix of the job-run metrics: "billing" names them billing_job_runs_total and
     # so on; left empty they are job_runs_total, as neutral as the package.
     job_metrics_namespace: str = ""
+    # When set, /metrics answers only requests with "Authorization: Bearer <token>".
+    metrics_token: str = ""
 
 
 def load() -> Options:
@@ -43,6 +47,15 @@ def load() -> Options:
             f"OBSERVABILITY['JOB_METRICS_NAMESPACE'] must be letters, digits and underscores, "
             f"not starting with a digit: {namespace!r}"
         )
+    metrics_token = given.get("METRICS_TOKEN") or defaults.metrics_token
+    if metrics_token and not (
+        isinstance(metrics_token, str) and _BEARER_TOKEN.fullmatch(metrics_token)
+    ):
+        # The value is a secret: never in the message.
+        raise ImproperlyConfigured(
+            "OBSERVABILITY['METRICS_TOKEN'] must be a string of letters, digits and "
+            ". _ ~ + / - (and = at the end), as a bearer token is"
+        )
     return Options(
         enabled=bool(given.get("ENABLED", defaults.enabled)),
         service_name=given.get("SERVICE_NAME")
@@ -57,6 +70,7 @@ def load() -> Options:
         log_spans=bool(given.get("LOG_SPANS", defaults.log_spans)),
         request_id_header=given.get("REQUEST_ID_HEADER") or defaults.request_id_header,
         job_metrics_namespace=namespace,
+        metrics_token=metrics_token,
     )
 
 
@@ -67,4 +81,5 @@ _KEYS = {
     "LOG_SPANS",
     "REQUEST_ID_HEADER",
     "JOB_METRICS_NAMESPACE",
+    "METRICS_TOKEN",
 }

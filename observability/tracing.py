@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,13 @@ logger = logging.getLogger(__name__)
 USER_ID = "enduser.id"
 ORGANIZATION_ID = "app.organization.id"
 REQUEST_ID = "app.request.id"
+# On a server span whose parent came from the caller's traceparent header: the trace
+# id was chosen outside, by anyone who can send a request, so whatever stores it (an
+# alert, a notification) names a trace this service did not start.
+PARENT_REMOTE = "app.trace.parent_remote"
+# The log field saying the same of a request's log lines.
+TRACE_PARENT_LOG_FIELD = "trace_parent"
+REMOTE = "remote"
 
 # Libraries whose calls become child spans, each optional: a service without
 # Celery (or without the instrumentation package) still starts.
@@ -41,6 +49,8 @@ _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _installed: set[tuple[str, str]] = set()
 _tracer = trace.get_tracer("observability")
+# True while the current request continues a trace its caller started.
+_parent_remote: ContextVar[bool] = ContextVar("observability_trace_parent_remote", default=False)
 
 
 def configure(
@@ -161,3 +171,23 @@ def current_trace_id() -> str | None:
 def current_span_id() -> str | None:
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.span_id, "016x") if span_context.is_valid else None
+
+
+def remote_parent(parent: trace.SpanContext) -> bool:
+    """Whether a context extracted from incoming headers names a caller's span."""
+    return parent.is_valid and parent.is_remote
+
+
+@contextmanager
+def continuing_remote_trace(remote: bool) -> Iterator[None]:
+    """Mark the block as continuing a trace from outside (or not), then restore."""
+    token = _parent_remote.set(remote)
+    try:
+        yield
+    finally:
+        _parent_remote.reset(token)
+
+
+def parent_is_remote() -> bool:
+    """Whether the current request continues a trace its caller started."""
+    return _parent_remote.get()

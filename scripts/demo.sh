@@ -8,6 +8,9 @@ export SESSION_COOKIE_SECURE="${SESSION_COOKIE_SECURE:-false}"
 export LOG_SPANS="${LOG_SPANS:-false}"
 export PORT="${PORT:-8000}"
 export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+# The demo's source `self` is the Prometheus it starts on 127.0.0.1: allow loopback,
+# which the source guard refuses by default.
+export ALLOWED_SOURCE_NETWORKS="${ALLOWED_SOURCE_NETWORKS-127.0.0.0/8,::1/128}"
 export CELERY_RESULT_BACKEND="${CELERY_RESULT_BACKEND:-file://$PWD/var/results}"
 export PROMETHEUS_MULTIPROC_DIR="$PWD/var/metrics"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR" var/results
@@ -33,7 +36,7 @@ if command -v prometheus >/dev/null; then
   echo "Prometheus: $prometheus_url (scraping the control plane every 15 s)"
 else
   echo "Prometheus is OFF: the binary is not installed (Debian package 'prometheus')."
-  echo "  Rules on internal signals (source.down, alerts.firing) still run; api.5xx and"
+  echo "  The built-in rule on an internal signal (source.down) still runs; api.5xx and"
   echo "  api.latency are created once the demo organisation has a metric source."
 fi
 

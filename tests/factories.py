@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.utils import timezone
+
 from controlplane.alerting import lifecycle, outbox
-from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvaluation
+from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvaluation, Silence
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import MetricSource, Organization
+from runbooks.models import Runbook, Via
 
 
 def make_source(organization: Organization, url: str, name: str = "prom", **fields: Any):
@@ -40,9 +47,60 @@ def make_alert(
     annotations: dict | None = None,
     **kwargs: Any,
 ) -> Alert:
+    kwargs.setdefault("actor", BEAT)
     return lifecycle.open_alert(
         rule, fingerprint, labels or {}, value, annotations or {"summary": "s"}, **kwargs
     )[0]
+
+
+def make_user(username: str, staff: bool = True, **fields: Any) -> AbstractBaseUser:
+    """An account with no membership: staff by default, as members are."""
+    return get_user_model().objects.create_user(
+        username,
+        email=f"{username}@example.com",
+        password="correct horse battery",
+        is_staff=staff,
+        **fields,
+    )
+
+
+def make_runbook(organization: Organization | None, slug: str, **fields: Any) -> Runbook:
+    """A runbook saved as the admin saves it: checked, with its first revision."""
+    values = {
+        "title": slug.replace("-", " ").capitalize(),
+        "summary": f"What to do about {slug}.",
+        "body": f"# {slug}\n\n## Triage\n\nLook at the dashboard.\n",
+        "owner": "platform-sre",
+        "tags": ["api"],
+        "reviewed_at": datetime.date(2026, 11, 27),
+        **fields,
+    }
+    runbook = Runbook(organization=organization, slug=slug, **values)
+    runbook.full_clean()
+    runbook.save_change(via=Via.ADMIN)
+    return runbook
+
+
+def make_silence(
+    organization: Organization,
+    comment: str = "maintenance",
+    matchers: list[dict] | None = None,
+    hours: float = 1,
+    **fields: Any,
+) -> Silence:
+    """A silence active from now for `hours`, matching nothing unless told."""
+    now = timezone.now()
+    silence = Silence(
+        organization=organization,
+        comment=comment,
+        matchers=matchers or [{"name": "rule", "op": "=", "value": "no.such.rule"}],
+        starts_at=fields.pop("starts_at", now),
+        ends_at=fields.pop("ends_at", now + datetime.timedelta(hours=hours)),
+        **fields,
+    )
+    silence.full_clean()
+    silence.save()
+    return silence
 
 
 class RecordingConsumer:

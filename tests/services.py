@@ -88,3 +88,47 @@ def celery_worker_command(hostname: str, loglevel: str = "INFO") -> list[str]:
         "--without-mingle",
         "--without-gossip",
     ]
+
+
+class BlackHole:
+    """A loopback port that takes connections and never answers: a source aimed at it
+    stalls until its client's timeout. `connections` counts how often it was asked."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(128)
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._swallow, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+    def _swallow(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:  # the accept timeout, or closed
+                continue
+            self.held.append(connection)  # kept open, never read nor written
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -63,6 +63,15 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
         "last_evaluated_at",
         "next_slot",
     ]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        # An alert's identity includes its organisation: a rule moved to another would
+        # leave its open alerts where nothing evaluates them, firing for ever.
+        if obj is not None and "organization" not in fields:
+            fields.append("organization")
+        return fields
+
     fieldsets = [
         (
             None,

@@ -30,8 +30,9 @@ from controlplane.alerting.models import (
     RuleEvaluation,
     Severity,
 )
-from controlplane.catalog import sources
-from controlplane.catalog.actors import BEAT
+from controlplane.catalog import circuit, sources
+from controlplane.catalog.actors import BEAT, Actor
+from controlplane.catalog.models import MetricSource
 from controlplane.promql.client import (
     BadQuery,
     PrometheusClient,
@@ -236,7 +237,8 @@ def evaluate(
 
     With `on_slots`, each rule's state machine runs at its slot, as Prometheus
     evaluates at the scheduled timestamp: `for` and `keep_firing_for` then count
-    whole intervals, whatever the lag of the task that served the slot.
+    whole intervals, whatever the lag of the task that served the slot; and a source
+    is asked only when its circuit breaker admits the batch (`catalog.circuit`).
     """
     started = timezone.now()
     for rule in rules:
@@ -249,16 +251,37 @@ def evaluate(
     answers: dict[tuple, Answer] = {}
     down: dict[int, SourceError] = {}
     answered: set[int] = set()
+    # Sources the circuit breaker kept us from asking: their rules are unknown, and
+    # nothing was learnt of their health.
+    held_back: dict[int, SourceError] = {}
+    admitted: set[int] = set()
     clients: dict[int, PrometheusClient] = {}  # one connection per source for the batch
+    timeouts = _query_timeouts(rules)
     for key, group in groups.items():
         heartbeat()
         first = group[0]
         if first.source_id in down:
             answers[key] = Answer(None, down[first.source_id], 0.0)
             continue
+        # The breaker guards the schedule; an evaluation asked for by hand (the admin's
+        # "evaluate now") or a replay at a fixed time asks the source regardless.
+        if on_slots and first.source_id and first.source_id not in admitted | held_back.keys():
+            admission = circuit.admit(
+                first.source_id,
+                first.organization_id,
+                timeouts[first.source_id],
+                timezone.now(),
+            )
+            if admission.asked:
+                admitted.add(first.source_id)
+            else:
+                held_back[first.source_id] = SourceUnavailable(admission.reason)
+        if first.source_id in held_back:
+            answers[key] = Answer(None, held_back[first.source_id], 0.0)
+            continue
         began = time.perf_counter()
         try:
-            samples, error = _query(first, now, clients), None
+            samples, error = _query(first, now, clients, timeouts), None
         except SourceError as failure:
             samples, error = None, failure
         except Exception as failure:  # a bug in an internal signal
@@ -291,9 +314,12 @@ def evaluate(
     _verify([rule for rule in rules if rule.pk in ran])
     # Outside the batch's transaction: every worker touches the same source rows.
     # Health is wall-clock time even when evaluating at a fixed `now` (tests, backfills).
-    health = {source_id: None for source_id in answered}
-    health.update({source_id: error.message for source_id, error in down.items()})
-    sources.record_health(health, timezone.now())
+    health: dict[int, SourceError | None] = {source_id: None for source_id in answered}
+    health.update(down)
+    wall = timezone.now()
+    sources.record_health(health, wall)
+    for source_id in answered | down.keys():
+        circuit.record(source_id, source_id in answered, wall)
     _publish_firing_gauge()
     return outcomes
 
@@ -318,8 +344,8 @@ def _verify(ran: list[AlertRule]) -> None:
     (the source ran the expression: it parses).
 
     Compare-and-set on the rule row: the one field of the definition the evaluator
-    may write, only from unverified and only for the expression that ran, so it
-    never marks an edit made meanwhile.
+    may write, only from unverified and only for the expression and source that ran,
+    so it never marks an edit made meanwhile.
     """
     unverified = [
         rule
@@ -329,7 +355,7 @@ def _verify(ran: list[AlertRule]) -> None:
     if unverified:
         same_expression = Q()
         for rule in unverified:
-            same_expression |= Q(pk=rule.pk, expr=rule.expr)
+            same_expression |= Q(pk=rule.pk, expr=rule.expr, source_id=rule.source_id)
         AlertRule.objects.filter(same_expression).filter(
             verification=AlertRule.Verification.UNVERIFIED
         ).update(
@@ -338,11 +364,32 @@ def _verify(ran: list[AlertRule]) -> None:
         )
 
 
-def _query(rule: AlertRule, now: datetime, clients: dict[int, PrometheusClient]) -> list:
+def _query_timeouts(rules: list[AlertRule]) -> dict[int, float]:
+    """Per source, how long its query may take in this batch: its own timeout, but never
+    more than the shortest interval of its rules here (a query outliving its rule's next
+    slot only delays it) nor than MetricSource.LONGEST_TIMEOUT."""
+    timeouts: dict[int, float] = {}
+    for rule in rules:
+        if rule.source_id is None:
+            continue
+        interval = min(rule.interval, LONGEST_INTERVAL).total_seconds()
+        own = min(rule.source.timeout, MetricSource.LONGEST_TIMEOUT)
+        timeouts[rule.source_id] = min(timeouts.get(rule.source_id, own), interval)
+    return timeouts
+
+
+def _query(
+    rule: AlertRule,
+    now: datetime,
+    clients: dict[int, PrometheusClient],
+    timeouts: dict[int, float],
+) -> list:
     if rule.source_id is None:
         return internal_signals.measure(rule.expr.strip(), rule.organization_id)
     if rule.source_id not in clients:
-        clients[rule.source_id] = sources.client_for(rule.source)
+        client = sources.client_for(rule.source)
+        client.timeout = timeouts[rule.source_id]
+        clients[rule.source_id] = client
     return clients[rule.source_id].query(rule.expr, at=now)
 
 
@@ -356,11 +403,13 @@ def _apply(
 ) -> Outcome:
     began = time.perf_counter()
     row = rule.evaluation
-    slot = row.due_at
-    # On schedule, the state machine runs at the slot; evaluated early (the admin's
-    # "evaluate now") or at a fixed time (a replay), it runs at `now` and the
-    # schedule is left as it is.
-    scheduled = on_slots and slot <= now
+    interval = min(rule.interval, LONGEST_INTERVAL)
+    # On schedule, the state machine runs at the slot served: the latest one passed,
+    # so a backlog skips stale slots rather than stepping `for` from one of them.
+    # Evaluated early (the admin's "evaluate now") or at a fixed time (a replay), it
+    # runs at `now` and the schedule is left as it is.
+    scheduled = on_slots and row.due_at <= now
+    slot = schedule.current_slot(row.due_at, interval, now) if scheduled else row.due_at
     when = slot if scheduled else now
     attributes = {
         "alerting.rule.key": rule.key,
@@ -393,9 +442,7 @@ def _apply(
         if scheduled:
             row.slot_at = slot
             # From the time of writing: a slot that passed during a long batch is skipped.
-            row.due_at = schedule.next_slot(
-                slot, min(rule.interval, LONGEST_INTERVAL), timezone.now()
-            )
+            row.due_at = schedule.next_slot(slot, interval, timezone.now())
     metrics.rule_evaluations.labels(result=result).inc()
     metrics.rule_evaluation_duration.observe(time.perf_counter() - began + query_seconds)
     if scheduled:
@@ -416,7 +463,7 @@ def _step(rule: AlertRule, row: RuleEvaluation, answer: Answer, previous, now: d
         return result, *states.step_unknown(previous, now)
     try:
         breaching = states.breaching(answer.samples, rule.op or None, rule.threshold)
-        keyed = states.by_fingerprint(rule_identity(rule), breaching)
+        keyed = states.by_fingerprint(rule_identity(rule), breaching, rule.labels)
     except ValueError as failure:  # duplicate label sets, a bad operator
         row.state, row.last_error = AlertRule.State.UNKNOWN, str(failure)
         return "bad_query", *states.step_unknown(previous, now)
@@ -489,6 +536,8 @@ def _act(
                 instance.fingerprint,
                 instance.value,
                 render_annotations(rule, instance.labels, instance.value),
+                # The rule's labels edited: the open alert carries them from now on.
+                labels=states.alert_labels(instance.labels, rule.labels) if edited else None,
             )
     return opened, resolved
 
@@ -505,7 +554,7 @@ def render_annotations(rule: AlertRule, labels, value: float) -> dict[str, str]:
     return rendered
 
 
-def retire(rule: AlertRule, note: str) -> int:
+def retire(rule: AlertRule, note: str, actor: Actor) -> int:
     """A rule disabled or deleted: forget its instances, resolve its open alerts.
 
     Locks the rule's evaluation row first, as a batch writing its outcome does, so
@@ -523,7 +572,7 @@ def retire(rule: AlertRule, note: str) -> int:
                 # Parked: the due query never walks it; enabling the rule brings it back.
                 due_at=PARKED,
             )
-        return lifecycle.retire_rule_alerts(rule, note)
+        return lifecycle.retire_rule_alerts(rule, note, actor)
 
 
 def _publish_firing_gauge() -> None:

@@ -10,7 +10,7 @@ organisation and returns series, each a label set and a value:
         ...
 
 A rule with no source and `expr = "jobs.overdue"` then alerts on it like on PromQL
-(with `op` and `threshold`, `for`, `keep_firing_for`). Calendars register
+(with `op` and `threshold`, `for`, `keep_firing_for`). Calendars will register
 `calendar.queue` the same way. This module imports no model, so any context
 (and `alerting.models` itself) can import it; the alerting engine's own measures
 live in `alerting.measures`.

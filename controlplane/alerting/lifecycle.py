@@ -80,7 +80,8 @@ def open_alert(
     value: float | None,
     annotations: Mapping[str, str],
     started_at=None,
-    actor: Actor = BEAT,
+    *,
+    actor: Actor,
     is_test: bool = False,
 ) -> tuple[Alert, bool]:
     """Open the alert for this rule and label set, or return the one already open.
@@ -169,7 +170,7 @@ def acknowledge(alert: Alert, actor: Actor, note: str = "") -> bool:
 
 
 @transaction.atomic
-def resolve(alert: Alert, actor: Actor = BEAT, note: str = "", at=None) -> bool:
+def resolve(alert: Alert, *, actor: Actor, note: str = "", at=None) -> bool:
     """Resolve an open alert; False when it was already resolved."""
     at = at or timezone.now()
     changed = (
@@ -188,18 +189,18 @@ def release_ended_silences(now=None) -> int:
     """Alerts whose silence has ended while they still fire become notifiable."""
     now = now or timezone.now()
     ended = Silence.objects.filter(ends_at__lte=now, alerts__isnull=False).distinct()
-    return sum(lift_silence(silence, "silence ended") for silence in ended)
+    return sum(lift_silence(silence, "silence ended", BEAT) for silence in ended)
 
 
-def lift_silence(silence: Silence, note: str) -> int:
+def lift_silence(silence: Silence, note: str, actor: Actor) -> int:
     """Make the open alerts this silence covers notifiable again (it ended or is deleted)."""
     return sum(
-        _unsilence(alert, silence, note)
+        _unsilence(alert, silence, note, actor)
         for alert in Alert.objects.filter(silenced_by=silence).exclude(state=Alert.State.RESOLVED)
     )
 
 
-def refresh_silence(silence: Silence, now=None) -> tuple[int, int]:
+def refresh_silence(silence: Silence, actor: Actor, now=None) -> tuple[int, int]:
     """After a silence is saved: release the alerts it no longer covers (matchers
     narrowed, window moved), then silence those it now covers. Returns (lifted, applied)."""
     now = now or timezone.now()
@@ -213,24 +214,24 @@ def refresh_silence(silence: Silence, now=None) -> tuple[int, int]:
     )
     for alert in held:
         if not active or not covers(matchers, _subject(alert)):
-            lifted += _unsilence(alert, silence, "silence changed")
-    return lifted, apply_silence(silence, now)
+            lifted += _unsilence(alert, silence, "silence changed", actor)
+    return lifted, apply_silence(silence, actor, now)
 
 
 def _subject(alert: Alert) -> dict[str, str]:
     return subject(alert.rule_key, alert.service.slug if alert.service_id else None, alert.labels)
 
 
-def _unsilence(alert: Alert, silence: Silence, note: str) -> bool:
+def _unsilence(alert: Alert, silence: Silence, note: str, actor: Actor) -> bool:
     with transaction.atomic():
         if not Alert.objects.filter(pk=alert.pk, silenced_by=silence).update(silenced_by=None):
             return False
         alert.silenced_by = None
-        record(alert, AlertEvent.Kind.UNSILENCED, BEAT, note)
+        record(alert, AlertEvent.Kind.UNSILENCED, actor, note)
     return True
 
 
-def apply_silence(silence: Silence, now=None) -> int:
+def apply_silence(silence: Silence, actor: Actor, now=None) -> int:
     """Silence the open alerts a new or edited silence covers right now."""
     now = now or timezone.now()
     if not (silence.starts_at <= now < silence.ends_at):
@@ -252,30 +253,38 @@ def apply_silence(silence: Silence, now=None) -> int:
                 record(
                     alert,
                     AlertEvent.Kind.SILENCED,
-                    BEAT,
+                    actor,
                     f"silence {silence.pk}: {silence.comment}",
                 )
                 applied += 1
     return applied
 
 
-def retire_rule_alerts(rule: AlertRule, note: str) -> int:
+def retire_rule_alerts(rule: AlertRule, note: str, actor: Actor) -> int:
     """Resolve the open alerts of a rule that was disabled or deleted: nothing will
     evaluate them again, and an alert nobody can resolve would page forever."""
     return sum(
-        resolve(alert, actor=BEAT, note=note)
+        resolve(alert, actor=actor, note=note)
         for alert in Alert.objects.filter(rule=rule).exclude(state=Alert.State.RESOLVED)
     )
 
 
 def refresh_open(
-    organization_id: int, fingerprint: str, value: float, annotations: Mapping[str, str]
+    organization_id: int,
+    fingerprint: str,
+    value: float,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
 ) -> int:
-    """Carry an evaluation's current value and re-rendered annotations to the open
-    alert, as Prometheus re-renders at every evaluation. Not a state change, so no
-    event: the opening value and text stay on the timeline."""
+    """Carry an evaluation's current value and re-rendered annotations (and, after an
+    edit of the rule, its labels) to the open alert, as Prometheus re-renders at every
+    evaluation. Not a state change, so no event: the opening value and text stay on
+    the timeline."""
+    changes: dict[str, Any] = {"value": value, "annotations": dict(annotations)}
+    if labels is not None:
+        changes["labels"] = dict(labels)
     return (
         Alert.objects.filter(organization_id=organization_id, fingerprint=fingerprint)
         .exclude(state=Alert.State.RESOLVED)
-        .update(value=value, annotations=dict(annotations))
+        .update(**changes)
     )

@@ -29,6 +29,15 @@ LONGEST_FOR = timedelta(days=30)
 LONGEST_INTERVAL = timedelta(days=1)
 LONGEST_LABEL_VALUE = 1024
 LONGEST_ANNOTATION = 8192
+# A rule's labels and annotations are copied into every alert it opens and every
+# notification about it: bounded in number and in total, not just one by one.
+MOST_LABELS = 32
+LABELS_TOTAL = 8192  # characters of names and values together
+MOST_ANNOTATIONS = 16
+ANNOTATIONS_TOTAL = 32768
+# Sent to the source at every evaluation and checked with a GET at save: an expression
+# past this is refused rather than saved unverified and sent every interval.
+LONGEST_EXPR = 4096
 
 
 class Severity(models.TextChoices):
@@ -164,6 +173,21 @@ class AlertRule(models.Model):
                 f"A label value can be at most {LONGEST_LABEL_VALUE} characters: "
                 "it is copied into every alert."
             )
+        elif len(self.labels) > MOST_LABELS:
+            errors.setdefault("labels", []).append(
+                f"A rule can have at most {MOST_LABELS} labels (this one has "
+                f"{len(self.labels)}): they are copied into every alert."
+            )
+        elif sum(len(k) + len(v) for k, v in self.labels.items()) > LABELS_TOTAL:
+            errors.setdefault("labels", []).append(
+                f"A rule's labels can hold at most {LABELS_TOTAL} characters in all, "
+                "names and values together: they are copied into every alert."
+            )
+        if self.expr and len(self.expr) > LONGEST_EXPR:
+            errors.setdefault("expr", []).append(
+                f"An expression can be at most {LONGEST_EXPR} characters (this one has "
+                f"{len(self.expr)}): it is sent to the source at every evaluation."
+            )
         errors.update(annotation_errors(self.annotations))
         for field, related in (
             ("service", self.service),
@@ -189,6 +213,20 @@ def annotation_errors(annotations) -> dict[str, list[str]]:
         isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
     ):
         return {"annotations": ["Annotations are an object of names to template strings."]}
+    if len(annotations) > MOST_ANNOTATIONS:
+        return {
+            "annotations": [
+                f"A rule can have at most {MOST_ANNOTATIONS} annotations (this one has "
+                f"{len(annotations)})."
+            ]
+        }
+    if sum(len(k) + len(v) for k, v in annotations.items()) > ANNOTATIONS_TOTAL:
+        return {
+            "annotations": [
+                f"A rule's annotations can hold at most {ANNOTATIONS_TOTAL} characters in all: "
+                "they are rendered into every alert and notification."
+            ]
+        }
     problems = []
     for name, template in annotations.items():
         if len(template) > LONGEST_ANNOTATION:

@@ -11,8 +11,12 @@ transaction as whatever the consumers wrote. So:
   out: the event is taken again, by whichever worker comes next;
 - two workers never hold the same event (the lease, then the row lock);
 - a consumer that raises marks the event `failed` with its reason, and the events
-  behind it go on; so does an event whose every claim (MOST_ATTEMPTS) ended with no
-  outcome, its worker killed or past its lease;
+  behind it go on; so does an event whose every hand-over (MOST_ATTEMPTS) ended
+  with no outcome, its worker killed or past its lease. An attempt is counted when
+  the hand-over starts, not when the batch is claimed, so the events claimed beside
+  a poison event are never charged for the workers it killed;
+- a worker never waits on another: rows locked by a hand-over in progress (a slow
+  consumer past its lease) are skipped, not queued behind;
 - events of one alert are handed over in order: only the oldest pending event of
   an alert can be claimed.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,47 +116,45 @@ def claim(now: datetime, limit: int = BATCH_SIZE) -> str:
     earlier = AlertEvent.objects.filter(
         alert_id=OuterRef("alert_id"), dispatch=AlertEvent.Dispatch.PENDING, pk__lt=OuterRef("pk")
     )
-    free = Q(dispatch_claimed_until__isnull=True) | Q(dispatch_claimed_until__lt=now)
-    heads = (
-        AlertEvent.objects.filter(
-            dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__lt=MOST_ATTEMPTS
+    with transaction.atomic():
+        ids = list(
+            # skip_locked: a row another worker is handing over (its consumer slow, its
+            # lease run out) is passed by, never waited on.
+            AlertEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__lt=MOST_ATTEMPTS)
+            .filter(_free(now))
+            .exclude(Exists(earlier))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
         )
-        .filter(free)
-        .exclude(Exists(earlier))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    ids = list(heads)
-    if ids:
-        # The same conditions again: a worker that claimed a moment ago wins.
-        AlertEvent.objects.filter(pk__in=ids, dispatch=AlertEvent.Dispatch.PENDING).filter(
-            free
-        ).update(
-            dispatch_claimed_until=now + lease(),
-            dispatch_token=token,
-            # Counted with the claim, which commits: a worker killed while holding
-            # the event still leaves its attempt on the row.
-            dispatch_attempts=F("dispatch_attempts") + 1,
-        )
+        if ids:
+            AlertEvent.objects.filter(pk__in=ids).update(
+                dispatch_claimed_until=now + lease(), dispatch_token=token
+            )
     return token
 
 
+def _free(now: datetime) -> Q:
+    return Q(dispatch_claimed_until__isnull=True) | Q(dispatch_claimed_until__lt=now)
+
+
 def give_up(now: datetime) -> int:
-    """Fail the events whose every claim ended with no outcome (the worker died or
+    """Fail the events whose every hand-over ended with no outcome (the worker died or
     ran past its lease), so the events behind them go on."""
-    return (
-        AlertEvent.objects.filter(
-            dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__gte=MOST_ATTEMPTS
+    with transaction.atomic():
+        ids = list(
+            AlertEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(dispatch=AlertEvent.Dispatch.PENDING, dispatch_attempts__gte=MOST_ATTEMPTS)
+            .filter(_free(now))
+            .values_list("pk", flat=True)
         )
-        .filter(Q(dispatch_claimed_until__isnull=True) | Q(dispatch_claimed_until__lt=now))
-        .update(
+        return AlertEvent.objects.filter(pk__in=ids).update(
             dispatch=AlertEvent.Dispatch.FAILED,
             dispatched_at=now,
             dispatch_claimed_until=None,
             dispatch_note=f"given up after {MOST_ATTEMPTS} attempts: each worker that took "
             "it died or outran its lease before recording an outcome",
         )
-    )
 
 
 def dispatch(now: datetime | None = None, limit: int = BATCH_SIZE) -> int:
@@ -193,28 +196,46 @@ def _clean(note: str) -> str:
 
 def drain(limit_rounds: int = 100) -> int:
     """Dispatch until nothing is claimable (an alert's next event becomes claimable
-    once its previous one is done), for at most `limit_rounds` rounds."""
+    once its previous one is done), for at most `limit_rounds` rounds or half a
+    lease, so one task does not sit on a long backlog: the next tick goes on."""
     total = 0
+    stop = time.monotonic() + lease().total_seconds() / 2
     for _ in range(limit_rounds):
         handled = dispatch()
         total += handled
-        if not handled:
+        if not handled or time.monotonic() > stop:
             break
     return total
 
 
+def _start(pk: int, token: str) -> bool:
+    """Count the attempt and renew the lease, committed before any consumer runs:
+    a worker killed while consumers run leaves the attempt on the row, and an event
+    that was claimed but never started is never charged for it."""
+    return bool(
+        AlertEvent.objects.filter(
+            pk=pk, dispatch_token=token, dispatch=AlertEvent.Dispatch.PENDING
+        ).update(
+            dispatch_attempts=F("dispatch_attempts") + 1,
+            dispatch_claimed_until=timezone.now() + lease(),
+        )
+    )
+
+
 def _hand_over(pk: int, token: str) -> bool:
+    if not _start(pk, token):
+        return False  # our lease ran out and another worker has it
     with transaction.atomic():
         event = (
             # Only the event's row: locking its alert too would hold up the alert's
             # own changes (an acknowledgement, an evaluation) while consumers run.
-            AlertEvent.objects.select_for_update(of=("self",))
+            AlertEvent.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("alert")
             .filter(pk=pk, dispatch_token=token, dispatch=AlertEvent.Dispatch.PENDING)
             .first()
         )
         if event is None:
-            return False  # our lease ran out and another worker has it
+            return False
         notes, failure = _consume(event)
         outcome = AlertEvent.Dispatch.FAILED if failure else AlertEvent.Dispatch.DONE
         note = "; ".join(([failure] if failure else []) + notes) or "no consumer"

@@ -2,7 +2,8 @@
 
 Built-in rules follow organisations and their first metric source; silences
 apply to alerts already open, and release them when deleted; a disabled or
-deleted rule resolves its alerts.
+deleted rule resolves its alerts. The changes they make are recorded in the name of
+whoever is acting (`actors.current()`: the request's user or token), not the system's.
 """
 
 from django.db.models.signals import post_save, pre_delete
@@ -12,6 +13,7 @@ from django.utils import timezone
 from controlplane.alerting import evaluation, lifecycle
 from controlplane.alerting.builtin import seed_rules
 from controlplane.alerting.models import LONGEST_INTERVAL, AlertRule, RuleEvaluation, Silence
+from controlplane.catalog import actors
 from controlplane.catalog.models import MetricSource, Organization
 
 
@@ -30,12 +32,12 @@ def seed_for_first_source(sender, instance: MetricSource, created: bool, raw=Fal
 @receiver(post_save, sender=Silence, dispatch_uid="alerting.apply_silence")
 def apply_saved_silence(sender, instance: Silence, raw=False, **_):
     if not raw:
-        lifecycle.refresh_silence(instance)
+        lifecycle.refresh_silence(instance, actors.current())
 
 
 @receiver(pre_delete, sender=Silence, dispatch_uid="alerting.lift_deleted_silence")
 def lift_deleted_silence(sender, instance: Silence, **_):
-    lifecycle.lift_silence(instance, "silence deleted")
+    lifecycle.lift_silence(instance, "silence deleted", actors.current())
 
 
 @receiver(post_save, sender=AlertRule, dispatch_uid="alerting.rule_saved")
@@ -46,7 +48,7 @@ def rule_saved(sender, instance: AlertRule, created: bool, raw=False, **_):
         # Due at once; the tick also creates rows that bulk_create skipped.
         RuleEvaluation.objects.get_or_create(rule=instance)
     if not instance.enabled:
-        evaluation.retire(instance, "rule disabled")
+        evaluation.retire(instance, "rule disabled", actors.current())
         return
     # Enabled again, or its interval shortened: a next slot further off than one
     # interval comes in to now. Compare-and-set on the schedule alone: the
@@ -58,4 +60,4 @@ def rule_saved(sender, instance: AlertRule, created: bool, raw=False, **_):
 
 @receiver(pre_delete, sender=AlertRule, dispatch_uid="alerting.retire_deleted_rule")
 def retire_deleted_rule(sender, instance: AlertRule, **_):
-    evaluation.retire(instance, "rule deleted")
+    evaluation.retire(instance, "rule deleted", actors.current())

@@ -21,6 +21,19 @@ def next_slot(slot: datetime, interval: timedelta, now: datetime) -> datetime:
     return slot + (missed + 1) * interval
 
 
+def current_slot(due: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The latest slot of `due + k * interval` not after `now` (`due` itself when not
+    yet passed): the slot an evaluation serves. After a backlog (workers down, a
+    queue behind) it is the newest missed slot, not the oldest, as Prometheus
+    evaluates a group that fell behind at its latest tick; `for` then counts from
+    a slot that really happened, not from a stale one minutes back."""
+    if interval <= timedelta(0):
+        raise ValueError(f"the interval must be positive, got {interval}")
+    if now <= due:
+        return due
+    return due + ((now - due) // interval) * interval
+
+
 def lag(slot: datetime | None, started: datetime) -> float:
     """Seconds between a slot and the start of its evaluation (never negative)."""
     if slot is None:

@@ -151,16 +151,20 @@ def breaching(samples: Iterable[M], op: str | None, threshold: float | None) -> 
 
 
 def by_fingerprint(
-    rule_key: str, samples: Iterable[Measured]
+    rule_key: str, samples: Iterable[Measured], rule_labels: Mapping[str, str] | None = None
 ) -> dict[str, tuple[Mapping[str, str], float]]:
     """Key samples by their instance fingerprint, ready for `step`.
 
     The labels kept are the query result's, `__name__` included where the result
     has it (annotations see them as `$labels`, as in Prometheus). The metric name
     is not part of an alert's identity, so two series that differ only by name
-    are one instance: that is an error.
+    are one instance: that is an error. So are two series that the rule's labels
+    make alike (a label overridden or emptied): Prometheus refuses such a result
+    ("same labelset after applying alert labels") rather than open two alerts that
+    no one could tell apart.
     """
     keyed: dict[str, tuple[Mapping[str, str], float]] = {}
+    built: set[tuple[tuple[str, str], ...]] = set()
     for sample in samples:
         identity = {name: value for name, value in sample.labels.items() if name != "__name__"}
         key = fingerprint(rule_key, identity)
@@ -169,6 +173,13 @@ def by_fingerprint(
                 f"the query returns more than one series with the labels {identity}; "
                 "aggregate them or keep a label that tells them apart"
             )
+        final = tuple(sorted(alert_labels(sample.labels, rule_labels or {}).items()))
+        if final in built:
+            raise DuplicateLabelSet(
+                f"two series have the same labels {dict(final)} once the rule's labels "
+                "are applied; keep a label that tells them apart"
+            )
+        built.add(final)
         keyed[key] = (dict(sample.labels), sample.value)
     return keyed
 

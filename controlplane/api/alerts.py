@@ -19,6 +19,7 @@ from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, Severity
 from controlplane.api.bodies import StrictBody
 from controlplane.api.fields import SampleValueField
+from controlplane.api.schema import ORGANIZATION, conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog import tenancy
 from controlplane.catalog.actors import Actor
@@ -33,7 +34,7 @@ class AlertEventSerializer(serializers.ModelSerializer):
 
 class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.CharField(source="rule_key", help_text="The rule's key.")
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     value = SampleValueField(read_only=True)
     silenced = serializers.SerializerMethodField()
     trace_url = serializers.SerializerMethodField(help_text="The trace viewer, when configured.")
@@ -112,7 +113,9 @@ FILTERS = [
 ]
 
 
-@extend_schema_view(list=extend_schema(parameters=FILTERS))
+@extend_schema_view(
+    list=extend_schema(parameters=FILTERS), retrieve=extend_schema(parameters=[ORGANIZATION])
+)
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """Alerts of the caller's organisation, newest first."""
 
@@ -154,7 +157,11 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
             return Actor.token(request.auth)
         return Actor.user(request.user)
 
-    @extend_schema(request=NoteSerializer, responses=AlertDetailSerializer)
+    @extend_schema(
+        request=NoteSerializer,
+        parameters=[ORGANIZATION],
+        responses={200: AlertDetailSerializer, 409: conflict("The alert is not firing.")},
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk=None) -> Response:
         """Acknowledge a firing alert; 409 when it is not firing."""
@@ -167,7 +174,11 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
             )
         return self._answer(alert)
 
-    @extend_schema(request=NoteSerializer, responses=AlertDetailSerializer)
+    @extend_schema(
+        request=NoteSerializer,
+        parameters=[ORGANIZATION],
+        responses={200: AlertDetailSerializer, 409: conflict("The alert is already resolved.")},
+    )
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk=None) -> Response:
         """Resolve an open alert; 409 when it is already resolved."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
@@ -20,7 +20,8 @@ from controlplane.alerting.validation import verify_expression
 from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
 from controlplane.api.errors import save_or_conflict
-from controlplane.api.fields import SampleValueField
+from controlplane.api.fields import RuleKeyField, SampleValueField
+from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
 from controlplane.promql.durations import format_duration, parse_duration
@@ -62,7 +63,7 @@ class PrometheusDuration(serializers.Field):
 
 
 class RuleSerializer(StrictBody, serializers.Serializer):
-    key = serializers.CharField(max_length=100)
+    key = RuleKeyField(max_length=100)
     name = serializers.CharField(max_length=200)
     service = serializers.CharField(required=False, allow_null=True, help_text="A service slug.")
     severity = serializers.ChoiceField(Severity.choices, required=False)
@@ -84,7 +85,7 @@ class RuleSerializer(StrictBody, serializers.Serializer):
     last_value = SampleValueField(source="evaluation.last_value", read_only=True, default=None)
     last_error = serializers.CharField(source="evaluation.last_error", read_only=True, default="")
     last_evaluated_at = serializers.DateTimeField(
-        source="evaluation.last_evaluated_at", read_only=True, default=None
+        source="evaluation.last_evaluated_at", read_only=True, default=None, allow_null=True
     )
     verification = serializers.CharField(read_only=True)
     verification_note = serializers.CharField(read_only=True)
@@ -179,6 +180,19 @@ def _api_errors(error: DjangoValidationError) -> dict[str, list[str]]:
     }
 
 
+@extend_schema_view(
+    create=extend_schema(
+        parameters=[ORGANIZATION], responses={201: RuleSerializer, 409: SAVED_CONCURRENTLY}
+    ),
+    retrieve=extend_schema(parameters=[ORGANIZATION]),
+    update=extend_schema(
+        parameters=[ORGANIZATION], responses={200: RuleSerializer, 409: SAVED_CONCURRENTLY}
+    ),
+    partial_update=extend_schema(
+        parameters=[ORGANIZATION], responses={200: RuleSerializer, 409: SAVED_CONCURRENTLY}
+    ),
+    destroy=extend_schema(parameters=[ORGANIZATION]),
+)
 class RuleViewSet(
     viewsets.mixins.ListModelMixin,
     viewsets.mixins.RetrieveModelMixin,

@@ -19,7 +19,7 @@ from runbooks.models import Runbook
 
 class RunbookSerializer(serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True, help_text="Empty for shared runbooks."
+        slug_field="slug", read_only=True, allow_null=True, help_text="Null for shared runbooks."
     )
     html = serializers.SerializerMethodField(help_text="The body rendered and sanitised.")
     url = serializers.SerializerMethodField(help_text="The runbook page.")

@@ -10,7 +10,8 @@ from rest_framework.exceptions import ValidationError
 
 from controlplane.api.access import readable_organizations
 from controlplane.api.parsers import JSONParser
-from controlplane.catalog import tenancy
+from controlplane.catalog import actors, tenancy
+from controlplane.catalog.models import ApiToken
 from observability import context
 
 
@@ -22,6 +23,19 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
     # JSON only: form encoding would turn an absent boolean into False and let a
     # repeated field silently win, so the same body would mean two things.
     parser_classes = [JSONParser]
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # authenticates
+        # A token acts in its own name for whatever the request changes, signals included.
+        if isinstance(request.auth, ApiToken):
+            self._acting = actors.begin_acting(actors.Actor.token(request.auth))
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        reset = getattr(self, "_acting", None)
+        if reset is not None:
+            actors.end_acting(reset)
+            self._acting = None
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -1,5 +1,7 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
+from controlplane.api.schema import ORGANIZATION
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import Service
 
@@ -13,6 +15,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "organization", "tier", "team", "description", "updated_at"]
 
 
+@extend_schema_view(retrieve=extend_schema(parameters=[ORGANIZATION]))
 class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """Services of the caller's organisation."""
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -16,12 +15,19 @@ from rest_framework.response import Response
 from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
 from controlplane.api.errors import save_or_conflict
+from controlplane.api.fields import HttpUrlField
+from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY, conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, SourceHealth
+from controlplane.catalog.validators import validate_http_url
 
 
 def _when(at) -> str | None:
     return serializers.DateTimeField().to_representation(at) if at else None
+
+
+# A moment of the source's health; null until it happens.
+WHEN = {"type": "string", "format": "date-time", "nullable": True}
 
 
 class SourceSerializer(StrictBody, serializers.ModelSerializer):
@@ -31,6 +37,12 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
         allow_blank=True,
         max_length=1000,
         help_text="Sent as the Authorization header. Write-only; an empty string removes it.",
+    )
+    url = HttpUrlField(
+        max_length=500,
+        label="Base URL",
+        help_text="e.g. http://prometheus:9090",
+        validators=[validate_http_url],
     )
     has_auth_header = serializers.SerializerMethodField()
     # Health is the evaluator's (catalog.SourceHealth): read here, never written.
@@ -63,7 +75,7 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
         except SourceHealth.DoesNotExist:  # never queried yet
             return None
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(WHEN)
     def get_failing_since(self, source: MetricSource) -> str | None:
         health = self._health(source)
         return _when(health.failing_since if health else None)
@@ -72,7 +84,7 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
         health = self._health(source)
         return health.last_error if health else ""
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field(WHEN)
     def get_last_success_at(self, source: MetricSource) -> str | None:
         health = self._health(source)
         return _when(health.last_success_at if health else None)
@@ -109,6 +121,22 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
         return self._save(validated_data["source"])
 
 
+@extend_schema_view(
+    create=extend_schema(
+        parameters=[ORGANIZATION], responses={201: SourceSerializer, 409: SAVED_CONCURRENTLY}
+    ),
+    retrieve=extend_schema(parameters=[ORGANIZATION]),
+    partial_update=extend_schema(
+        parameters=[ORGANIZATION], responses={200: SourceSerializer, 409: SAVED_CONCURRENTLY}
+    ),
+    destroy=extend_schema(
+        parameters=[ORGANIZATION],
+        responses={
+            204: None,
+            409: conflict("Rules still read the source: `rules` names them.", "SourceInUse"),
+        },
+    ),
+)
 class SourceViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

@@ -8,7 +8,9 @@ takes an `Actor`. It is stored as its `spec` ("user:42", "token:12",
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +67,45 @@ class Actor:
 
 
 BEAT = Actor.system("beat")
+# A change made outside any request or task: a management command, the Django shell.
+CONSOLE = Actor.system("console")
+
+# Who is acting in this request: set at the edge (a request's user, an API token), read
+# by recorders reached indirectly, through a model's signals (a silence or rule saved in
+# the admin resolves and silences alerts in that person's name, not the system's). It
+# may be a function, asked only when a recorder needs it: naming the request's user
+# then costs nothing on the requests that change nothing.
+Acting = Actor | Callable[[], Actor | None]
+_acting: ContextVar[Acting | None] = ContextVar("controlplane_acting", default=None)
+
+
+@contextmanager
+def acting(actor: Acting) -> Iterator[None]:
+    """Name `actor` (or a function giving it) as the author of the changes made inside
+    the block."""
+    reset = _acting.set(actor)
+    try:
+        yield
+    finally:
+        _acting.reset(reset)
+
+
+def begin_acting(actor: Acting) -> Any:
+    """`acting` for edges that cannot wrap a block (DRF's initial/finalize): returns the
+    value `end_acting` takes."""
+    return _acting.set(actor)
+
+
+def end_acting(reset: Any) -> None:
+    _acting.reset(reset)
+
+
+def current(default: Actor = CONSOLE) -> Actor:
+    """The actor of the change under way: the request's or task's, else `default`."""
+    actor = _acting.get()
+    if callable(actor):
+        actor = actor()
+    return actor or default
 
 
 def _token_label(pk: Any, name: str) -> str:

@@ -78,7 +78,10 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest):
         queryset = super().get_queryset(request)
         allowed = tenancy.organization_ids(request.user, self.read_roles)
-        return tenancy.scope(queryset, allowed, self.organization_field, shared=self.shared_rows)
+        # Shared rows are for members of some organisation, as on the pages and the API:
+        # a staff account of none sees nothing.
+        shared = self.shared_rows and (allowed is None or bool(allowed))
+        return tenancy.scope(queryset, allowed, self.organization_field, shared=shared)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         allowed = tenancy.organization_ids(request.user, self.read_roles)
@@ -89,7 +92,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             return self.has_module_permission(request)
         org_id = self._organization_id(obj)
         if org_id is None and self.shared_rows:
-            return request.user.is_staff
+            return self.has_module_permission(request)
         return request.user.is_staff and tenancy.has_role(request.user, org_id, self.read_roles)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -346,7 +349,11 @@ class ApiTokenForm(forms.ModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(OrganizationScopedAdmin):
+    """Managers issue and revoke tokens. Like memberships, the list of what can reach
+    the organisation (a token's prefix, name and scope) is theirs alone to browse."""
+
     form = ApiTokenForm
+    read_roles = tenancy.MANAGE_ROLES
     list_display = [
         "prefix",
         "name",

@@ -13,7 +13,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from controlplane.catalog.validators import validate_header_value, validate_http_url
+from controlplane.catalog.validators import (
+    validate_header_value,
+    validate_http_url,
+    validate_source_address,
+)
 
 TOKEN_PREFIX = "cpt_"
 # Writing last_used_at on every request would turn every read into a write.
@@ -98,10 +102,16 @@ class MetricSource(models.Model):
         validators=[validate_http_url],
         help_text="e.g. http://prometheus:9090",
     )
+    # A query that outlives this holds a worker that other organisations' rules wait
+    # for; evaluation also caps it at the rule's interval (docs/alerting.md).
+    LONGEST_TIMEOUT = 30.0
+
     timeout = models.FloatField(
         "timeout (seconds)",
         default=10.0,
-        validators=[MinValueValidator(0.1), MaxValueValidator(120.0)],
+        validators=[MinValueValidator(0.1), MaxValueValidator(LONGEST_TIMEOUT)],
+        help_text="How long a query may take: at most 30 s, and never longer than the "
+        "interval of the rule that asks.",
     )
     auth_header = models.CharField(
         max_length=1000,
@@ -119,23 +129,39 @@ class MetricSource(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Authorization schemes a masked header may name (IANA's registry, common tokens).
+    AUTH_SCHEMES = frozenset({"basic", "bearer", "digest", "negotiate", "token", "apikey"})
+
     @property
     def masked_auth_header(self) -> str:
+        """The header with none of its credential: "Bearer ****", or "****".
+
+        Even a few characters help whoever guesses the rest, and tell a reader which of
+        several known tokens is in use; the scheme is shown only when it is a known one,
+        as a token pasted without a scheme would otherwise show its first word.
+        """
         if not self.auth_header:
             return ""
         scheme, _, credential = self.auth_header.partition(" ")
-        shown = scheme if credential else ""
-        return (
-            f"{shown} ****{self.auth_header[-4:]}".strip() if len(self.auth_header) > 8 else "****"
-        )
+        if credential and scheme.lower() in self.AUTH_SCHEMES:
+            return f"{scheme} ****"
+        return "****"
 
     def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
         if "\n" in self.auth_header or "\r" in self.auth_header:
-            raise ValidationError({"auth_header": "A header value cannot contain line breaks."})
+            errors["auth_header"] = ["A header value cannot contain line breaks."]
+        else:
+            try:
+                validate_header_value(self.auth_header)
+            except ValidationError as error:
+                errors["auth_header"] = error.messages
         try:
-            validate_header_value(self.auth_header)
+            validate_source_address(self.url)
         except ValidationError as error:
-            raise ValidationError({"auth_header": error.messages}) from None
+            errors["url"] = error.messages
+        if errors:
+            raise ValidationError(errors)
 
 
 class SourceHealth(models.Model):
@@ -152,6 +178,12 @@ class SourceHealth(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker (`catalog.circuit`): a source that keeps failing to answer is
+    # not asked again until `retry_at`, and then by one probe at a time (`probe_until`),
+    # so a dead or black-hole source holds no worker beyond that probe.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    probe_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "source health"
@@ -250,3 +282,21 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             ApiToken.objects.filter(pk=self.pk).update(revoked_at=self.revoked_at)
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker ran beat's `controlplane.heartbeat` task at `seen_at`.
+
+    `/healthz?worker=1` reads the newest row instead of waiting on a probe task, so the
+    deep check costs one indexed read and can never hold a web worker: a fresh row
+    proves beat schedules and a worker consumes.
+    """
+
+    worker = models.CharField(max_length=255, primary_key=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -2,6 +2,8 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+from controlplane.catalog import outbound
+
 NUL = "\x00"
 
 
@@ -61,6 +63,22 @@ def validate_http_url(value: str) -> None:
             "The host name is not valid (each part at most 63 characters, "
             "letters, digits and hyphens)."
         ) from None
+
+
+def validate_source_address(value: str) -> None:
+    """Refuse a source URL whose host is an address the outbound guard would refuse,
+    with the guard's own message. A host name is judged when connecting, on what DNS
+    answers then; a URL that is not valid is left to `validate_http_url`."""
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        return
+    if not host:
+        return
+    try:
+        outbound.check_literal(host, outbound.SOURCES)
+    except outbound.Refused as refused:
+        raise ValidationError(f"{refused.message}.") from None
 
 
 def validate_header_value(value: str) -> None:

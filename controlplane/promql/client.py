@@ -2,8 +2,14 @@
 
 Every failure surfaces as a `SourceError` subclass with a message fit for an
 admin page: callers never see `requests`, `KeyError` or `ValueError` from here.
+
+Requests go through the outbound guard (`catalog.outbound`, policy SOURCES). A
+source URL may be aimed at any service of the network, so a message says what kind
+of failure happened and never repeats what the other side said; the one exception
+is a PromQL parse error (`bad_data`), which is what a manager needs to fix a rule.
 """
 
+import json
 import logging
 import math
 from collections.abc import Iterator, Mapping
@@ -12,14 +18,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from urllib3.exceptions import LocationParseError, ReadTimeoutError
+from controlplane.catalog import outbound
 
 logger = logging.getLogger(__name__)
 
 
 class SourceError(Exception):
     """The source could not answer the query."""
+
+    # For logs and metrics: what kind of failure, in one word.
+    kind = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -29,17 +37,25 @@ class SourceError(Exception):
 class BadQuery(SourceError):
     """The expression is not valid PromQL, or not usable as a condition."""
 
+    kind = "bad_query"
+
 
 class QueryFailed(SourceError):
     """The expression parsed but its evaluation failed (Prometheus `execution`)."""
+
+    kind = "query_failed"
 
 
 class SourceUnavailable(SourceError):
     """The source is down, unreachable, or answered something we cannot read."""
 
+    kind = "unavailable"
+
 
 class SourceTimeout(SourceError):
     """The source did not answer in time."""
+
+    kind = "timeout"
 
 
 class Labels(Mapping[str, str]):
@@ -92,6 +108,37 @@ _ERROR_TYPES: dict[str, type[SourceError]] = {
     "execution": QueryFailed,
     "timeout": SourceTimeout,
 }
+# Every errorType Prometheus documents: the only ones a message names. Any other is
+# text of the other side's choosing, and is called "unknown".
+_KNOWN_ERROR_TYPES = frozenset(
+    {
+        "bad_data",
+        "execution",
+        "timeout",
+        "canceled",
+        "internal",
+        "unavailable",
+        "not_found",
+        "not_acceptable",
+    }
+)
+_RESULT_TYPES = frozenset({"vector", "matrix", "scalar", "string"})
+# A parse error is a line or two; anything longer is not one worth showing whole.
+_MAX_PARSE_ERROR = 500
+_MAX_WARNING = 200
+_MAX_WARNINGS_LOGGED = 5
+# Content types a message may name, which say what answered (a web page, a file) without
+# relaying a header the other side chose.
+_NAMED_CONTENT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/octet-stream",
+        "application/xml",
+        "text/html",
+        "text/plain",
+        "text/xml",
+    }
+)
 
 
 class PrometheusClient:
@@ -100,12 +147,12 @@ class PrometheusClient:
         base_url: str,
         timeout: float = 10,
         headers: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
+        guard: outbound.Outbound | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.headers = dict(headers or {})
-        self.session = session or requests.Session()
+        self.guard = guard or outbound.Outbound(outbound.SOURCES)
         self._name = _redact(self.base_url)
 
     def query(self, expr: str, at: Instant | None = None) -> list[Sample]:
@@ -128,7 +175,7 @@ class PrometheusClient:
             )
         if result_type == "string":
             raise BadQuery("the query returns a string, not a number or an instant vector")
-        raise self._unexpected(f"unknown resultType {result_type!r}")
+        raise self._unexpected("unknown resultType")
 
     def query_range(
         self, expr: str, start: Instant, end: Instant, step: timedelta | float
@@ -146,7 +193,8 @@ class PrometheusClient:
         data = self._call("POST", "/api/v1/query_range", form)
         result_type, result = self._result(data)
         if result_type != "matrix":
-            raise self._unexpected(f"a range query answered with resultType {result_type!r}")
+            named = repr(result_type) if result_type in _RESULT_TYPES else "of an unknown kind"
+            raise self._unexpected(f"a range query answered with resultType {named}")
         return [self._series(element) for element in self._elements(result)]
 
     def validate(self, expr: str) -> None:
@@ -166,74 +214,82 @@ class PrometheusClient:
     # The edge: one HTTP exchange, every failure mapped to a SourceError.
 
     def _call(self, method: str, path: str, params: dict[str, str]) -> Any:
-        url = self.base_url + path
         where = f"Prometheus at {self._name}"
+        form = {"params": params} if method == "GET" else {"data": params}
         try:
-            if method == "GET":
-                response = self.session.get(
-                    url, params=params, headers=self.headers, timeout=self.timeout
-                )
-            else:
-                response = self.session.post(
-                    url, data=params, headers=self.headers, timeout=self.timeout
-                )
-        except requests.Timeout:
+            answer = self.guard.request(
+                method, self.base_url + path, headers=self.headers, timeout=self.timeout, **form
+            )
+        except outbound.Timeout:
             raise SourceTimeout(f"{where} did not answer within {self.timeout:g} s") from None
-        except requests.ConnectionError as error:
-            # requests reports a timeout while reading the body as a ConnectionError.
-            if any(isinstance(arg, ReadTimeoutError) for arg in error.args):
-                raise SourceTimeout(f"{where} did not answer within {self.timeout:g} s") from None
-            raise SourceUnavailable(f"{where} is unreachable: {_reason(error)}") from None
-        except requests.RequestException as error:
-            raise SourceUnavailable(f"{where} could not be queried: {_reason(error)}") from None
-        except (UnicodeError, ValueError, LocationParseError) as error:
+        except outbound.Refused as error:
+            raise SourceUnavailable(f"{where} is not queried: {error.message}") from None
+        except outbound.Unsendable as error:
             # A header or host that cannot be put on the wire (saved by an older
             # release, or through the ORM): the source cannot be queried as configured.
             raise SourceUnavailable(
-                f"{where} cannot be queried as configured: {type(error).__name__}"
+                f"{where} cannot be queried as configured ({error.what})"
             ) from None
+        except outbound.OutboundError as error:
+            raise SourceUnavailable(f"{where} {error.message}") from None
 
         try:
-            envelope = response.json()
+            envelope = json.loads(answer.body)
         except (ValueError, RecursionError):
             envelope = None
         if not isinstance(envelope, dict) or envelope.get("status") not in ("success", "error"):
-            raise self._non_api_answer(response, path)
+            raise self._non_api_answer(answer, path)
 
         if envelope["status"] == "error":
-            error_type = str(envelope.get("errorType") or "unknown")
-            message = str(envelope.get("error") or "no error message")
-            error_class = _ERROR_TYPES.get(error_type, SourceUnavailable)
-            if error_class is SourceTimeout:
-                raise SourceTimeout(f"{where} gave up on the query: {message}")
-            if error_class is SourceUnavailable:
-                raise SourceUnavailable(f"{where} failed ({error_type}): {message}")
-            raise error_class(message)
+            raise self._error(envelope, where)
 
-        if not response.ok:
-            raise self._non_api_answer(response, path)
+        if not answer.ok:
+            raise self._non_api_answer(answer, path)
         warnings = envelope.get("warnings")
-        for warning in warnings if isinstance(warnings, list) else ():
-            logger.warning("%s warned: %s", where, warning)
+        for warning in (warnings if isinstance(warnings, list) else [])[:_MAX_WARNINGS_LOGGED]:
+            # Logged, never shown: cut short, as the source chooses what it says.
+            logger.warning("%s warned: %s", where, _cut(str(warning), _MAX_WARNING))
         if "data" not in envelope:
             raise self._unexpected("the answer has no data")
         return envelope["data"]
 
-    def _non_api_answer(self, response: requests.Response, path: str) -> SourceUnavailable:
+    def _error(self, envelope: dict, where: str) -> SourceError:
+        error_type = envelope.get("errorType")
+        if not isinstance(error_type, str) or error_type not in _KNOWN_ERROR_TYPES:
+            error_type = "unknown"
+        error_class = _ERROR_TYPES.get(error_type, SourceUnavailable)
+        if error_class is BadQuery:
+            # Prometheus' own parse error: the one foreign text a message carries.
+            message = envelope.get("error")
+            if not isinstance(message, str) or not message.strip():
+                message = "no error message"
+            return BadQuery(_cut(message, _MAX_PARSE_ERROR))
+        if error_class is QueryFailed:
+            return QueryFailed(f"{where} could not run the query (execution error)")
+        if error_class is SourceTimeout:
+            return SourceTimeout(f"{where} gave up on the query (timeout)")
+        return SourceUnavailable(f"{where} failed ({error_type} error)")
+
+    def _non_api_answer(self, answer: outbound.Answer, path: str) -> SourceUnavailable:
         where = f"Prometheus at {self._name}"
-        if response.status_code == 404 and path == "/api/v1/format_query":
+        if answer.status == 404 and path == "/api/v1/format_query":
             return SourceUnavailable(
                 f"{where} cannot check queries: /api/v1/format_query needs Prometheus 2.38 or later"
             )
         # Never quote the body: a source URL pointed at some other internal service
         # must not turn rule checks into a way of reading that service's pages.
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0][:60]
-        if response.ok:
+        content_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if not content_type:
+            kind = "no content type"
+        elif content_type in _NAMED_CONTENT_TYPES:
+            kind = content_type
+        else:
+            kind = "another content type"
+        if answer.ok:
             return SourceUnavailable(
-                f"{where} answered something that is not its API ({kind}, "
-                f"HTTP {response.status_code})"
+                f"{where} answered something that is not its API ({kind}, HTTP {answer.status})"
             )
-        return SourceUnavailable(f"{where} answered HTTP {response.status_code} ({kind})")
+        return SourceUnavailable(f"{where} answered HTTP {answer.status} ({kind})")
 
     # Reading the answer: every shape is checked before it is trusted.
 
@@ -260,21 +316,21 @@ class PrometheusClient:
 
     def _point(self, point: Any) -> tuple[float, float]:
         if not isinstance(point, list) or len(point) != 2:
-            raise self._unexpected(f"{_short(point)} is not a [timestamp, value] pair")
+            raise self._unexpected("a point is not a [timestamp, value] pair")
         timestamp, value = point
         if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
-            raise self._unexpected(f"timestamp {_short(timestamp)} is not a number")
+            raise self._unexpected("a timestamp is not a number")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self._unexpected(f"value {_short(value)} is not a number")
+            raise self._unexpected("a value is not a number")
         try:
             # float() reads Prometheus' "NaN", "+Inf" and "-Inf" as they are meant.
             number = float(value)
         except (ValueError, OverflowError):  # OverflowError: a 400-digit JSON integer
-            raise self._unexpected(f"value {_short(value)} is not a number") from None
+            raise self._unexpected("a value is not a number") from None
         try:
             return float(timestamp), number
         except OverflowError:
-            raise self._unexpected(f"timestamp {_short(timestamp)} is not a number") from None
+            raise self._unexpected("a timestamp is not a number") from None
 
     def _sample(self, element: dict) -> Sample:
         timestamp, value = self._point(element.get("value"))
@@ -287,9 +343,8 @@ class PrometheusClient:
         return Series(self._labels(element), tuple(self._point(point) for point in values))
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _unix(at: Instant) -> str:
@@ -316,14 +371,3 @@ def _redact(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def _reason(error: requests.RequestException) -> str:
-    """The innermost cause, which names the problem (refused, DNS, TLS...)."""
-    cause: BaseException = error
-    while cause.args and isinstance(cause.args[0], BaseException):
-        cause = cause.args[0]
-    reason = getattr(cause, "reason", None)
-    if isinstance(reason, BaseException):
-        cause = reason
-    return str(cause) or type(cause).__name__

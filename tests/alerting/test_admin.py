@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule, Silence
-from controlplane.catalog.models import MetricSource, Role
+from controlplane.catalog.actors import BEAT
+from controlplane.catalog.models import Membership, MetricSource, Role
 from tests.factories import make_rule
 from tests.integration.prometheus import T0, prometheus_factory  # noqa: F401
 from tests.services import free_port
@@ -66,6 +67,25 @@ def test_manager_adds_a_verified_rule(manager, org, service, source):
     rule = AlertRule.objects.get(organization=org, key="queue.deep")
     assert rule.keep_firing_for == timedelta(minutes=5)
     assert rule.verification == AlertRule.Verification.VERIFIED
+
+
+def test_a_rule_cannot_be_moved_to_another_organisation(
+    client, member, org, other_org, service, source
+):
+    # Its alerts' identity holds its organisation: moved, they would fire for ever.
+    user = member(org, Role.MANAGER)
+    Membership.objects.create(organization=other_org, user=user, role=Role.MANAGER)
+    client.force_login(user)
+    rule = make_rule(org, source=source)
+    data = form(org, service, source, key=rule.key, organization=other_org.pk)
+
+    response = client.post(f"{RULES}{rule.pk}/change/", data)
+
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert rule.organization == org
+    page = client.get(f"{RULES}{rule.pk}/change/").content.decode()
+    assert 'name="organization"' not in page
 
 
 def test_bad_promql_is_refused_with_prometheus_message(manager, org, service, source):
@@ -184,7 +204,7 @@ def test_test_fire_opens_one_test_alert_apart_from_real_ones(manager, org, servi
         labels={"team": "mail"},
         annotations={"summary": "{{ $value }} waiting"},
     )
-    real = lifecycle.open_alert(rule, "real-instance", {"queue": "mail"}, 5, {})[0]
+    real = lifecycle.open_alert(rule, "real-instance", {"queue": "mail"}, 5, {}, actor=BEAT)[0]
 
     manager.post(RULES, {"action": "test_fire", "_selected_action": [rule.pk]})
     response = manager.post(
@@ -221,7 +241,7 @@ def alert(org, service):
     rule = AlertRule.objects.create(
         organization=org, service=service, key="k", name="K", expr="alerts.firing"
     )
-    return lifecycle.open_alert(rule, "fp", {"route": "/pay"}, 1.0, {})[0]
+    return lifecycle.open_alert(rule, "fp", {"route": "/pay"}, 1.0, {}, actor=BEAT)[0]
 
 
 def test_alert_page_shows_the_timeline_read_only(manager, alert):

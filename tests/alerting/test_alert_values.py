@@ -7,6 +7,7 @@ from django.template import Context, Template
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.templatetags.alert_values import exact_value, humanize
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import Role
 from tests.factories import make_rule
 
@@ -58,8 +59,8 @@ def test_the_alert_pages_show_the_humanized_value_and_keep_the_exact_one(
 ):
     client.force_login(member(org, Role.VIEWER))
     rule = make_rule(org, "checkout.ratio", service=service, severity="critical")
-    alert, _ = lifecycle.open_alert(rule, "ratio", {}, 0.379746835443038, {})
-    without, _ = lifecycle.open_alert(rule, "none", {"instance": "b"}, None, {})
+    alert, _ = lifecycle.open_alert(rule, "ratio", {}, 0.379746835443038, {}, actor=BEAT)
+    without, _ = lifecycle.open_alert(rule, "none", {"instance": "b"}, None, {}, actor=BEAT)
     shown = (
         '<data class="alert-value" value="0.379746835443038" title="0.379746835443038">'
         "379.7m</data>"

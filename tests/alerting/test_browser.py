@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from controlplane.alerting import lifecycle
-from controlplane.alerting.models import Alert
+from controlplane.alerting.models import Alert, Silence
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import Membership, Organization, Role, Service
 from tests.browser import chromium
 from tests.factories import make_rule
@@ -19,7 +23,7 @@ SHOWN = "379.7m"  # {{ $value | humanize }}
 UNBROKEN = "checkoutpaymentsgatewayeuwest" * 12
 WORDY = " ".join(["the checkout service behind the payments gateway"] * 8)
 PATHLIKE = "/".join(["api", "v1", "organizations", "acme", "services", "checkout"] * 10)
-WIDTHS = (1280, 390)
+WIDTHS = (1280, 900, 390, 320, 300)
 
 # Measured in the page: the document must not scroll sideways, nor the table inside it.
 MEASURE = """() => {
@@ -51,10 +55,19 @@ def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
     )
     labels = {"instance": UNBROKEN, "description": WORDY, "path": PATHLIKE}
     summary = f"Error ratio of {UNBROKEN} is {SHOWN}"
-    alert, _ = lifecycle.open_alert(rule, "wide", labels, VALUE, {"summary": summary})
-    # The widest top line a card can have: the longest state, with a tag.
-    other, _ = lifecycle.open_alert(rule, "acked", {"instance": "a"}, 12345.678, {})
-    Alert.objects.filter(pk=other.pk).update(state=Alert.State.ACKNOWLEDGED, is_test=True)
+    alert, _ = lifecycle.open_alert(rule, "wide", labels, VALUE, {"summary": summary}, actor=BEAT)
+    # The widest top line a card can have: the longest state, with both its tags.
+    other, _ = lifecycle.open_alert(rule, "acked", {"instance": "a"}, 12345.678, {}, actor=BEAT)
+    silence = Silence.objects.create(
+        organization=org,
+        matchers=[{"name": "instance", "op": "=", "value": "a"}],
+        starts_at=timezone.now() - timedelta(minutes=1),
+        ends_at=timezone.now() + timedelta(hours=1),
+        comment="maintenance",
+    )
+    Alert.objects.filter(pk=other.pk).update(
+        state=Alert.State.ACKNOWLEDGED, is_test=True, silenced_by=silence
+    )
     url = alert.get_absolute_url()
     # Where each page shows the alert's value: its row of the list, its facts on its page.
     pages = {

@@ -10,6 +10,7 @@ from controlplane.alerting.models import Alert, AlertRule, RuleEvaluation
 from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import MetricSource, SourceHealth
 from tests.promql.fake import vector
+from tests.services import BlackHole
 
 pytestmark = pytest.mark.django_db
 
@@ -196,8 +197,9 @@ def test_evaluation_state_writes_take_a_bounded_number_of_queries(
     )
     fake.answer(200, vector(sample(1, queue="mail")))  # nothing breaches
 
-    # Constant in the number of rules: claim, read, lock, one executemany, health.
-    with django_assert_max_num_queries(16):
+    # Constant in the number of rules: claim, read, lock, one executemany, health,
+    # the circuit breaker's admission and record.
+    with django_assert_max_num_queries(18):
         outcomes = evaluation.evaluate_claimed([r.pk for r in rules])
 
     assert len(outcomes) == 30
@@ -334,3 +336,77 @@ def test_a_rule_edited_during_its_evaluation_is_not_verified_by_the_old_expressi
     assert rule.verification == "unverified"
     evaluate(rule)  # the new expression runs: now it is verified
     assert rule.verification == "verified"
+
+
+def test_a_rule_moved_to_another_source_is_not_verified_by_the_old_one(fake, rule):
+    from controlplane.catalog.models import MetricSource
+
+    AlertRule.objects.filter(pk=rule.pk).update(verification="unverified")
+    loaded = list(AlertRule.objects.filter(pk=rule.pk).select_related("evaluation", "source"))
+    # Moved meanwhile to a source that could not check it; the expression is the same.
+    down = MetricSource.objects.create(
+        organization=rule.organization, name="down", url="http://127.0.0.1:9"
+    )
+    AlertRule.objects.filter(pk=rule.pk).update(source=down)
+
+    evaluation.evaluate(loaded, timezone.now())
+
+    rule.refresh_from_db()
+    assert rule.verification == "unverified"
+
+
+def test_editing_a_rules_labels_reaches_its_open_alert(fake, rule):
+    fake.answer(200, vector(sample(5, queue="mail")))
+    evaluate(rule)
+    alert = Alert.objects.get(rule=rule)
+    assert alert.labels == {"queue": "mail"}
+
+    rule.labels = {"team": "mail-ops", "queue": ""}
+    rule.save()
+    evaluate(rule)
+
+    alert.refresh_from_db()
+    assert alert.state == "firing"  # the same alert: its identity is the result's labels
+    assert alert.labels == {"team": "mail-ops"}
+
+
+def test_series_the_rule_labels_make_alike_are_a_bad_query_not_two_alerts(fake, rule):
+    fake.answer(200, vector(sample(5, queue="mail"), sample(6, queue="jobs")))
+    rule.labels = {"queue": "any"}
+    rule.save()
+
+    [outcome] = evaluation.evaluate_claimed([rule.pk])
+
+    assert outcome.result == "bad_query"
+    assert "once the rule's labels are applied" in RuleEvaluation.objects.get(rule=rule).last_error
+    assert not Alert.objects.exists()
+
+
+def test_a_stalled_source_is_asked_once_then_left_alone_until_its_backoff(org):
+    # The rule's interval (1s) caps the query's timeout whatever the source's own (30s);
+    # after that timeout the breaker keeps scheduled evaluations off the source.
+    with BlackHole() as hole:
+        stalled = MetricSource.objects.create(
+            organization=org, name="stalled", url=hole.url, timeout=30
+        )
+        rule = AlertRule.objects.create(
+            organization=org,
+            key="stalled",
+            name="stalled",
+            source=stalled,
+            expr="up",
+            interval=timedelta(seconds=1),
+        )
+        errors = []
+        for _ in range(3):
+            RuleEvaluation.objects.filter(rule=rule).update(due_at=timezone.now())
+            [outcome] = evaluation.evaluate_claimed([rule.pk], due_only=True)
+            assert outcome.result == "source_error"
+            errors.append(RuleEvaluation.objects.get(rule=rule).last_error)
+
+        assert hole.connections == 1
+    assert "within 1 s" in errors[0]  # the interval's 1 s, not the source's 30
+    row = RuleEvaluation.objects.get(rule=rule)
+    assert row.state == "unknown"
+    assert "not asked: the source failed 1 time in a row" in row.last_error
+    assert SourceHealth.objects.get(source=stalled).failing_since is not None

@@ -37,14 +37,14 @@ def pending() -> list[str]:
 def test_every_change_leaves_a_pending_event_in_its_transaction(rule):
     alert = make_alert(rule)
     lifecycle.acknowledge(alert, BEAT)
-    lifecycle.resolve(alert)
+    lifecycle.resolve(alert, actor=BEAT)
 
     assert pending() == ["opened", "acknowledged", "resolved"]
 
 
 def test_each_event_is_handed_on_once_and_recorded_with_its_note(rule, consumer):
     alert = make_alert(rule)
-    lifecycle.resolve(alert)
+    lifecycle.resolve(alert, actor=BEAT)
 
     assert outbox.drain() == 2
     assert outbox.drain() == 0
@@ -60,7 +60,7 @@ def test_each_event_is_handed_on_once_and_recorded_with_its_note(rule, consumer)
 
 def test_only_the_oldest_pending_event_of_an_alert_can_be_claimed(rule):
     first, second = make_alert(rule, "fp-1"), make_alert(rule, "fp-2")
-    lifecycle.resolve(first)
+    lifecycle.resolve(first, actor=BEAT)
 
     token = outbox.claim(timezone.now())
 
@@ -79,18 +79,54 @@ def test_two_claims_never_hold_the_same_event(rule):
     assert outbox.dispatch(now) == 0  # a third worker finds nothing free either
 
 
-def test_an_expired_lease_is_taken_over_and_the_attempt_counted(rule, consumer, settings):
+def test_an_expired_claim_is_taken_over_and_only_started_hand_overs_count(rule, consumer, settings):
     make_alert(rule)
     now = timezone.now()
-    abandoned = outbox.claim(now)  # a worker that claimed and died
+    abandoned = outbox.claim(now)  # a worker that claimed and died before starting
 
     later = now + timedelta(seconds=settings.ALERT_EVENT_LEASE_SECONDS + 1)
     assert outbox.dispatch(later) == 1
 
     event = AlertEvent.objects.get()
     assert event.dispatch == "done"
-    assert event.dispatch_attempts == 2
+    assert event.dispatch_attempts == 1
     assert event.dispatch_token != abandoned
+
+
+class WorkerDied(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs in that worker."""
+
+
+def test_a_poison_event_that_kills_its_workers_is_given_up_and_charges_no_other_event(
+    rule, consumer, settings, monkeypatch
+):
+    poison = make_alert(rule, "fp-poison")
+    others = [make_alert(rule, f"fp-{n}") for n in range(3)]
+    poison_event = poison.events.get()
+    consume = outbox._consume
+
+    def dies_on_poison(event):
+        if event.pk == poison_event.pk:
+            raise WorkerDied
+        return consume(event)
+
+    monkeypatch.setattr(outbox, "_consume", dies_on_poison)
+    now = timezone.now()
+    step = timedelta(seconds=settings.ALERT_EVENT_LEASE_SECONDS + 1)
+    for round_ in range(outbox.MOST_ATTEMPTS):
+        # Each worker claims the batch, starts on the oldest event and dies there.
+        with pytest.raises(WorkerDied):
+            outbox.dispatch(now + round_ * step)
+
+    assert outbox.dispatch(now + outbox.MOST_ATTEMPTS * step) == 3
+
+    poison_event.refresh_from_db()
+    assert poison_event.dispatch == "failed"
+    assert poison_event.dispatch_attempts == outbox.MOST_ATTEMPTS
+    assert f"given up after {outbox.MOST_ATTEMPTS} attempts" in poison_event.dispatch_note
+    batch_mates = AlertEvent.objects.filter(alert__in=others).order_by("pk")
+    assert [(e.dispatch, e.dispatch_attempts) for e in batch_mates] == [("done", 1)] * 3
+    assert consumer.seen == [(alert.pk, "opened") for alert in others]
 
 
 def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_nothing(rule):
@@ -100,7 +136,7 @@ def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_
         alert = make_alert(rule)
         other = make_alert(rule, "fp-2")
         lifecycle.acknowledge(other, BEAT)
-        lifecycle.resolve(alert)
+        lifecycle.resolve(alert, actor=BEAT)
         outbox.drain()
     finally:
         outbox.unregister("paging")
@@ -143,14 +179,15 @@ def test_draining_takes_a_bounded_number_of_queries(rule, consumer, django_asser
     for n in range(20):
         make_alert(rule, f"fp-{n}")
 
-    # claim (2), list (1), then per event: lock, savepoints, record (about 6).
-    with django_assert_max_num_queries(20 * 6 + 8):
+    # give up and claim (4), list (1), then per event: start, lock, savepoints,
+    # record (about 7; the savepoints are a test's, BEGIN and COMMIT outside one).
+    with django_assert_max_num_queries(20 * 8 + 8):
         assert outbox.drain() == 20
 
 
 def test_an_event_whose_every_claim_died_is_given_up_and_its_alert_goes_on(rule, consumer):
     alert = make_alert(rule)
-    lifecycle.resolve(alert)
+    lifecycle.resolve(alert, actor=BEAT)
     opened = AlertEvent.objects.get(alert=alert, kind="opened")
     # Every worker that took it died: attempts used up, the last lease run out.
     AlertEvent.objects.filter(pk=opened.pk).update(
@@ -192,7 +229,7 @@ def test_a_transaction_with_many_events_nudges_a_worker_once(
     settings.ALERT_EVENT_NUDGE = True
     with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
         for n in range(3):
-            lifecycle.resolve(make_alert(rule, f"fp-{n}"))
+            lifecycle.resolve(make_alert(rule, f"fp-{n}"), actor=BEAT)
 
     assert [callback.__name__ for callback in callbacks] == ["_nudge"]
     assert AlertEvent.objects.count() == 6

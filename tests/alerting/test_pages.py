@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule
-from controlplane.catalog.actors import Actor
+from controlplane.catalog.actors import BEAT, Actor
 from controlplane.catalog.models import Role
 from runbooks.models import Runbook
 
@@ -29,7 +29,7 @@ def rule(org, service) -> AlertRule:
 
 def fire(rule, fingerprint, **labels) -> Alert:
     summary = {"summary": f"{fingerprint} hot"}
-    return lifecycle.open_alert(rule, fingerprint, labels, 1.5, summary)[0]
+    return lifecycle.open_alert(rule, fingerprint, labels, 1.5, summary, actor=BEAT)[0]
 
 
 @pytest.fixture
@@ -47,12 +47,12 @@ def test_list_needs_a_login(client):
 
 def test_open_alerts_come_first_then_recently_resolved(viewer, rule):
     old_resolved = fire(rule, "old")
-    lifecycle.resolve(old_resolved)
+    lifecycle.resolve(old_resolved, actor=BEAT)
     Alert.objects.filter(pk=old_resolved.pk).update(
         resolved_at=timezone.now() - timezone.timedelta(days=30)
     )
     resolved = fire(rule, "done")
-    lifecycle.resolve(resolved)
+    lifecycle.resolve(resolved, actor=BEAT)
     acked = fire(rule, "acked")
     lifecycle.acknowledge(acked, Actor.user(viewer_user(viewer)))
     fire(rule, "firing")

@@ -30,6 +30,40 @@ def test_next_slot(finished, expected):
     assert schedule.next_slot(T0, MINUTE, finished) == expected
 
 
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (T0 - S, T0),  # not yet due: its own slot
+        (T0, T0),
+        (T0 + 0.3 * S, T0),  # served a moment late: still that slot
+        (T0 + MINUTE + S, T0 + MINUTE),  # one slot missed: the newer one is served
+        (T0 + 10 * MINUTE + 5 * S, T0 + 10 * MINUTE),  # a backlog: the latest, not the oldest
+    ],
+)
+def test_current_slot(now, expected):
+    assert schedule.current_slot(T0, MINUTE, now) == expected
+
+
+@pytest.mark.django_db
+def test_after_a_backlog_for_counts_from_the_latest_slot_not_a_stale_one(org):
+    # Workers down for ten minutes: the rule's condition, true all along, must not be
+    # found "pending since ten minutes ago" and fire at once; it goes pending at the
+    # slot served and fires `for` later, as Prometheus does after a stall.
+    rule = make_rule(org, interval=MINUTE, for_duration=5 * MINUTE)
+    stale = timezone.now() - 10 * MINUTE - 5 * S
+    RuleEvaluation.objects.filter(rule=rule).update(due_at=stale)
+
+    evaluation.evaluate_claimed([rule.pk], due_only=True)
+
+    row = RuleEvaluation.objects.get(rule=rule)
+    assert row.slot_at == stale + 10 * MINUTE
+    assert row.due_at == stale + 11 * MINUTE
+    assert row.state == "pending"
+    assert row.instances  # alerts.firing: one series per severity, each breaching
+    assert {i["active_since"] for i in row.instances} == {(stale + 10 * MINUTE).isoformat()}
+    assert not rule.alerts.exists()
+
+
 def test_next_slot_refuses_a_non_positive_interval():
     with pytest.raises(ValueError, match="positive"):
         schedule.next_slot(T0, timedelta(0), T0)

@@ -274,6 +274,18 @@ def test_by_fingerprint_refuses_series_that_are_one_instance():
         by_fingerprint("r", samples)
 
 
+@pytest.mark.parametrize(
+    "rule_labels",
+    [{"i": "same"}, {"i": ""}],  # the telling label overridden, or emptied (dropped)
+)
+def test_by_fingerprint_refuses_series_the_rule_labels_make_alike(rule_labels):
+    samples = [Point({"i": "a"}, 1.0), Point({"i": "b"}, 2.0)]
+    with pytest.raises(DuplicateLabelSet, match="once the rule's labels are applied"):
+        by_fingerprint("r", samples, rule_labels)
+    # Without those rule labels the two series are two instances.
+    assert len(by_fingerprint("r", samples, {"team": "x"})) == 2
+
+
 # Source down.
 
 

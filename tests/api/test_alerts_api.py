@@ -4,6 +4,7 @@ import pytest
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, AlertRule
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import ApiToken, Role, Service
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ def rule(org, service) -> AlertRule:
 
 def fire(rule, fingerprint="f1", **labels) -> Alert:
     alert, created = lifecycle.open_alert(
-        rule, fingerprint, labels or {"route": "/pay"}, 0.07, {"summary": "7% fail"}
+        rule, fingerprint, labels or {"route": "/pay"}, 0.07, {"summary": "7% fail"}, actor=BEAT
     )
     assert created
     return alert
@@ -69,7 +70,7 @@ def test_list_filters(api, read_token, rule, org):
     )
     firing = fire(rule, "a")
     resolved = fire(rule, "b")
-    lifecycle.resolve(resolved)
+    lifecycle.resolve(resolved, actor=BEAT)
     warning = fire(quiet, "c")
     client = api(read_token)
 

@@ -10,6 +10,7 @@ from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvalu
 from controlplane.api.fields import SampleValueField
 from controlplane.api.rules import RuleSerializer
 from controlplane.api.sources import SourceSerializer
+from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import MetricSource
 from runbooks.models import Runbook
 from tests.services import require_postgresql
@@ -82,7 +83,7 @@ def test_nul_anywhere_in_a_body_is_refused_naming_the_field(writer, org, path, b
 
 def test_nul_in_an_acknowledgement_note_is_refused(writer, org, service):
     rule = AlertRule.objects.create(organization=org, key="r", name="R", expr="alerts.firing")
-    alert = lifecycle.open_alert(rule, "f1", {}, 1.0, {})[0]
+    alert = lifecycle.open_alert(rule, "f1", {}, 1.0, {}, actor=BEAT)[0]
 
     response = writer.post(
         f"/api/v1/alerts/{alert.pk}/acknowledge/", {"note": "on it\x00"}, format="json"
@@ -182,7 +183,7 @@ def test_rule_values_from_a_source_are_rendered_even_when_not_finite(
 @pytest.mark.parametrize(("stored", "shown"), [(float("inf"), "+Inf"), (1.5, 1.5)])
 def test_alert_values_are_rendered_even_when_not_finite(api, read_token, org, stored, shown):
     rule = AlertRule.objects.create(organization=org, **INTERNAL_RULE)
-    alert = lifecycle.open_alert(rule, "f1", {}, 1.0, {})[0]
+    alert = lifecycle.open_alert(rule, "f1", {}, 1.0, {}, actor=BEAT)[0]
     Alert.objects.filter(pk=alert.pk).update(value=stored)
     client = api(read_token)
 
@@ -198,7 +199,7 @@ def test_nan_values_stored_in_postgresql_are_rendered(api, read_token, org):
     require_postgresql()
     rule = AlertRule.objects.create(organization=org, **INTERNAL_RULE)
     RuleEvaluation.objects.filter(rule=rule).update(last_value=float("nan"))
-    alert = lifecycle.open_alert(rule, "f1", {}, float("nan"), {})[0]
+    alert = lifecycle.open_alert(rule, "f1", {}, float("nan"), {}, actor=BEAT)[0]
     client = api(read_token)
 
     assert client.get("/api/v1/rules/fires/").json()["last_value"] == "NaN"

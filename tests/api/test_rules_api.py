@@ -8,7 +8,7 @@ from controlplane.alerting.models import AlertRule
 from controlplane.catalog.models import ApiToken, MetricSource, Service
 from runbooks.models import Runbook
 from tests.integration.prometheus import prometheus_factory  # noqa: F401
-from tests.services import free_port
+from tests.services import BlackHole, free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,11 @@ def test_unreachable_source_saves_the_rule_unverified(writer, service, unreachab
         ("labels", {"bad-name": "x"}, "Labels"),
         ("severity", "apocalyptic", "valid choice"),
         ("key", "Has Spaces", "lowercase"),
+        ("expr", "x + " * 1100 + "1", "at most 4096 characters"),
+        ("labels", {f"l{n}": "x" for n in range(40)}, "at most 32 labels"),
+        ("labels", {f"l{n}": "x" * 1000 for n in range(20)}, "8192 characters in all"),
+        ("annotations", {f"a{n}": "x" for n in range(20)}, "at most 16 annotations"),
+        ("annotations", {f"a{n}": "x" * 8000 for n in range(5)}, "32768 characters in all"),
     ],
 )
 def test_bad_fields_are_400_naming_the_field(writer, service, source, field, value, words):
@@ -140,6 +145,22 @@ def test_bad_fields_are_400_naming_the_field(writer, service, source, field, val
     assert list(errors) == [field]
     assert words in " ".join(errors[field])
     assert not AlertRule.objects.filter(key=RULE["key"]).exists()
+
+
+def test_a_source_that_never_answers_holds_a_save_for_the_check_timeout_only(
+    writer, service, org, settings
+):
+    # The source's own timeout is long; saving waits PROMQL_CHECK_SECONDS at most,
+    # then keeps the rule, unverified, as if the source were down.
+    settings.PROMQL_CHECK_SECONDS = 1
+    with BlackHole() as hole:
+        MetricSource.objects.create(organization=org, name="stalled", url=hole.url, timeout=60)
+        response = post(writer, RULE, source="stalled")
+
+    assert response.status_code == 201, response.json()
+    rule = AlertRule.objects.get(key=RULE["key"])
+    assert rule.verification == AlertRule.Verification.UNVERIFIED
+    assert "within 1 s" in rule.verification_note
 
 
 def test_a_threshold_without_comparison_is_refused(writer, service, source):

@@ -131,3 +131,42 @@ def test_deleting_an_unused_source(writer, org, source):
 
     assert writer.delete("/api/v1/sources/spare/").status_code == 204
     assert not MetricSource.objects.filter(organization=org, name="spare").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "http://169.254.169.254/latest",
+            "169.254.169.254 is a cloud metadata address; set ALLOWED_SOURCE_NETWORKS to allow it.",
+        ),
+        (
+            "http://[fd00:ec2::254]/",
+            "fd00:ec2::254 is a cloud metadata address; set ALLOWED_SOURCE_NETWORKS to allow it.",
+        ),
+        (
+            "http://127.1:9090",
+            "127.1 is a loopback address; set ALLOWED_SOURCE_NETWORKS to allow it.",
+        ),
+    ],
+)
+def test_a_url_on_a_refused_address_is_400(writer, org, settings, url, message):
+    settings.ALLOWED_SOURCE_NETWORKS = []
+
+    response = writer.post(
+        "/api/v1/sources/", {"name": "main", "url": url, "timeout": 5}, format="json"
+    )
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["errors"]["url"] == [message]
+    assert not MetricSource.objects.filter(organization=org, name="main").exists()
+
+
+def test_a_private_address_is_a_fine_source(writer, settings):
+    settings.ALLOWED_SOURCE_NETWORKS = []
+
+    response = writer.post(
+        "/api/v1/sources/", {"name": "main", "url": "http://10.0.0.5:9090"}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()

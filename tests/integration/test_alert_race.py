@@ -7,6 +7,7 @@ from django.db import connection
 
 from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertRule
+from controlplane.catalog.actors import BEAT
 from tests.services import require_postgresql
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ def test_racing_open_alert_calls_open_one_alert(org):
     def race():
         try:
             barrier.wait(timeout=10)
-            results.append(lifecycle.open_alert(rule, "fp-race", {"a": "b"}, 1.0, {}))
+            results.append(lifecycle.open_alert(rule, "fp-race", {"a": "b"}, 1.0, {}, actor=BEAT))
         except Exception as error:  # surfaced below
             errors.append(error)
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -232,11 +231,20 @@ def test_two_workers_evaluating_at_once_open_exactly_one_alert(
             if "alerting.evaluate_rules[" in line
         )
 
-    # Two workers on a loaded machine: as long as any other wait for a process.
-    deadline = time.monotonic() + waiting.DEADLINE
-    while finished() < sent and time.monotonic() < deadline:
-        time.sleep(0.2)
+    def all_finished() -> bool:
+        for worker, log in celery_workers.processes:
+            if worker.poll() is not None:
+                raise AssertionError(
+                    f"a worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}"
+                )
+        return finished() >= sent
 
+    # Two workers on a loaded machine: as long as any other wait for a process.
+    waiting.until(
+        all_finished,
+        what=f"{sent} evaluate_rules tasks to succeed on two workers",
+        log=lambda: "\n".join(log[-2000:] for log in celery_workers.logs()),
+    )
     assert finished() == sent
     assert all("alerting.evaluate_rules[" in log for log in celery_workers.logs()), (
         "both workers took tasks"

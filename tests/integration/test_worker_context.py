@@ -1,37 +1,43 @@
-"""A task queued during a request runs on a real worker in the same trace and audit context."""
+"""A task queued in a request's trace and audit context runs on a real worker in the
+same context; and beat's heartbeat, run by a real worker, makes /healthz?worker=1 green."""
 
 import re
 
 import pytest
 
-from controlplane.catalog.models import Role
+from controlplane.tasks import heartbeat, probe
+from observability import context, tracing
+from tests import waiting
 
 pytestmark = pytest.mark.integration
 
 
-def test_probe_task_shares_the_requests_trace_and_audit_ids(celery_worker, client, member, org):
-    user = member(org, Role.VIEWER)
-    client.force_login(user)
-    incoming_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+def test_a_probe_task_runs_in_the_queuers_trace_and_audit_context(celery_worker):
+    with (
+        context.scope(request_id="req-worker-probe-1", user_id="42", organization_id="7"),
+        tracing.span("test.queue") as span,
+    ):
+        trace_id = tracing.current_trace_id()
+        seen = probe.delay().get(timeout=waiting.DEADLINE)
 
-    response = client.get(
-        "/healthz?worker=1",
-        HTTP_X_REQUEST_ID="req-worker-probe-1",
-        HTTP_TRACEPARENT=f"00-{incoming_trace}-00f067aa0ba902b7-01",
+    assert span is not None
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert seen == {
+        "trace_id": trace_id,
+        "request_id": "req-worker-probe-1",
+        "user_id": "42",
+        "organization_id": "7",
+    }
+
+
+def test_healthz_turns_green_once_a_real_worker_runs_the_heartbeat(celery_worker, client):
+    assert client.get("/healthz?worker=1").status_code == 503  # no heartbeat yet
+
+    heartbeat.delay()
+
+    answer = waiting.until(
+        lambda: (r := client.get("/healthz?worker=1")).status_code == 200 and r,
+        what="/healthz?worker=1 to see the worker's heartbeat",
+        process=celery_worker,
     )
-
-    assert response.status_code == 200, response.content
-    seen = response.json()["worker"]
-    assert response["X-Trace-Id"] == incoming_trace
-    assert seen["trace_id"] == incoming_trace
-    assert seen["request_id"] == "req-worker-probe-1"
-    assert seen["user_id"] == str(user.pk)
-
-
-def test_probe_without_a_request_id_gets_a_generated_one(celery_worker, client):
-    response = client.get("/healthz?worker=1")
-
-    seen = response.json()["worker"]
-    assert seen["request_id"] == response["X-Request-Id"]
-    assert re.fullmatch(r"[0-9a-f]{32}", seen["trace_id"])
-    assert seen["trace_id"] == response["X-Trace-Id"]
+    assert answer.json()["worker"] == "ok"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controlplane.catalog.outbound import SOURCES, Outbound
 from controlplane.promql.client import (
     BadQuery,
     Labels,
@@ -133,27 +134,58 @@ def test_naive_datetimes_are_refused():
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type", "error_class"),
+    ("status", "error_type", "error_class", "message"),
     [
-        (400, "bad_data", BadQuery),
-        (422, "execution", QueryFailed),
-        (503, "timeout", SourceTimeout),
-        (499, "canceled", SourceUnavailable),
-        (500, "internal", SourceUnavailable),
-        (503, "unavailable", SourceUnavailable),
-        (200, "bad_data", BadQuery),  # a 200 that says error is still an error
-        (200, "internal", SourceUnavailable),
-        (400, None, SourceUnavailable),
+        (422, "execution", QueryFailed, r"could not run the query \(execution error\)"),
+        (503, "timeout", SourceTimeout, r"gave up on the query \(timeout\)"),
+        (499, "canceled", SourceUnavailable, r"failed \(canceled error\)"),
+        (500, "internal", SourceUnavailable, r"failed \(internal error\)"),
+        (503, "unavailable", SourceUnavailable, r"failed \(unavailable error\)"),
+        (200, "internal", SourceUnavailable, r"failed \(internal error\)"),
+        (400, None, SourceUnavailable, r"failed \(unknown error\)"),
+        # An errorType is the other side's text too: only Prometheus' own are named.
+        (500, "s3cret-type", SourceUnavailable, r"failed \(unknown error\)"),
+        (500, ["internal"], SourceUnavailable, r"failed \(unknown error\)"),
     ],
 )
-def test_prometheus_errors_map_to_source_errors(fake, client, status, error_type, error_class):
-    payload = {"status": "error", "error": "something precise"}
+def test_prometheus_errors_say_their_kind_never_the_sources_words(
+    fake, client, status, error_type, error_class, message
+):
+    # A source URL aimed at another service must not relay what that service says.
+    payload = {"status": "error", "error": "s3cret from the other side"}
     if error_type:
         payload["errorType"] = error_type
     fake.answer(status, payload)
-    with pytest.raises(error_class, match="something precise") as raised:
+    with pytest.raises(error_class, match=message) as raised:
         client.query("up")
     assert type(raised.value) is error_class
+    assert "s3cret" not in str(raised.value)
+    assert raised.value.message.startswith(f"Prometheus at {fake.url} ")
+
+
+@pytest.mark.parametrize("status", [400, 200])
+def test_a_parse_error_keeps_prometheus_words(fake, client, status):
+    fake.answer(status, {"status": "error", "errorType": "bad_data", "error": "1:5: parse error"})
+    with pytest.raises(BadQuery) as raised:
+        client.query("up{")
+    assert raised.value.message == "1:5: parse error"
+
+
+def test_a_parse_error_is_cut_short(fake, client):
+    fake.answer(400, {"status": "error", "errorType": "bad_data", "error": "x" * 10_000})
+    with pytest.raises(BadQuery) as raised:
+        client.query("up{")
+    assert len(raised.value.message) == 500
+    assert raised.value.message.endswith("…")
+
+
+def test_warnings_are_logged_cut_short_and_few(fake, client, caplog):
+    fake.answer(200, {**vector(), "warnings": ["w" * 1000] * 20})
+    with caplog.at_level("WARNING", logger="controlplane.promql.client"):
+        client.query("up")
+    warned = [r.getMessage() for r in caplog.records if r.name == "controlplane.promql.client"]
+    assert len(warned) == 5
+    assert all(message.endswith("w" * 199 + "…") for message in warned)
 
 
 def test_a_bad_query_carries_prometheus_own_words(fake, client):
@@ -222,6 +254,47 @@ def test_the_body_of_a_foreign_answer_is_never_quoted(fake, client):
     with pytest.raises(SourceUnavailable) as raised:
         client.query("up")
     assert "secret" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("text/html; charset=utf-8", "text/html"),
+        ("TEXT/PLAIN", "text/plain"),
+        ("application/x-s3cret", "another content type"),
+        ("s3cret words", "another content type"),
+        ("", "no content type"),
+    ],
+)
+def test_only_common_content_types_are_named(fake, client, content_type, named):
+    fake.reply = fake.raw(502, b"", content_type)
+    with pytest.raises(SourceUnavailable) as raised:
+        client.query("up")
+    assert raised.value.message == f"Prometheus at {fake.url} answered HTTP 502 ({named})"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"resultType": "s3cret", "result": []},
+        {"resultType": "vector", "result": [{"metric": {}, "value": [1, "s3cret"]}]},
+        {"resultType": "vector", "result": [{"metric": {}, "value": ["s3cret", "1"]}]},
+        {"resultType": "vector", "result": [{"metric": {}, "value": ["s3cret"]}]},
+        {"resultType": "scalar", "result": "s3cret"},
+    ],
+)
+def test_values_of_an_unexpected_answer_are_never_quoted(fake, client, data):
+    fake.answer(200, {"status": "success", "data": data})
+    with pytest.raises(SourceUnavailable) as raised:
+        client.query("up")
+    assert "s3cret" not in raised.value.message
+
+
+def test_a_range_query_answer_of_an_unknown_type_is_not_quoted(fake, client):
+    fake.answer(200, {"status": "success", "data": {"resultType": "s3cret", "result": []}})
+    with pytest.raises(SourceUnavailable, match="resultType of an unknown kind") as raised:
+        client.query_range("up", 0, 60, 15)
+    assert "s3cret" not in raised.value.message
 
 
 def test_an_overflowing_number_is_a_source_error(fake, client):
@@ -316,6 +389,43 @@ def test_any_answer_gives_samples_or_a_source_error(fake, client, envelope, stat
 
 
 # Connections that fail.
+
+
+def test_a_source_on_a_refused_address_names_the_setting(fake, settings):
+    settings.ALLOWED_SOURCE_NETWORKS = []
+    url = f"http://localhost:{fake.server.server_port}"
+    with pytest.raises(SourceUnavailable) as raised:
+        PrometheusClient(url, timeout=2).query("up")
+    assert raised.value.message == (
+        f"Prometheus at {url} is not queried: localhost resolves to a loopback address; "
+        "set ALLOWED_SOURCE_NETWORKS to allow it"
+    )
+    assert fake.requests == []
+
+
+def test_a_redirect_is_a_source_error(fake, client):
+    def moved(handler):
+        handler.send_response(301)
+        handler.send_header("Location", "http://127.0.0.1:9/s3cret")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    fake.reply = moved
+    with pytest.raises(SourceUnavailable) as raised:
+        client.query("up")
+    assert raised.value.message == (
+        f"Prometheus at {fake.url} answered with a redirect (HTTP 301); redirects are not followed"
+    )
+
+
+def test_an_answer_past_the_size_bound_is_a_source_error(fake):
+    fake.answer(200, vector(*({"metric": {"i": str(i)}, "value": [1, "1"]} for i in range(1000))))
+    client = PrometheusClient(fake.url, timeout=2, guard=Outbound(SOURCES, max_bytes=16 * 1024))
+    with pytest.raises(SourceUnavailable) as raised:
+        client.query("up")
+    assert raised.value.message == (
+        f"Prometheus at {fake.url} answered more than 16 KiB, the most that is read"
+    )
 
 
 def test_a_closed_port_is_source_unavailable():
