@@ -11,9 +11,8 @@ export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 # The demo's source `self` is the Prometheus it starts on 127.0.0.1: allow loopback,
 # which the source guard refuses by default.
 export ALLOWED_SOURCE_NETWORKS="${ALLOWED_SOURCE_NETWORKS-127.0.0.0/8,::1/128}"
-export CELERY_RESULT_BACKEND="${CELERY_RESULT_BACKEND:-file://$PWD/var/results}"
 export PROMETHEUS_MULTIPROC_DIR="$PWD/var/metrics"
-rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR" var/results
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 py=.venv/bin/python
 
 pids=()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -139,11 +140,15 @@ def evaluate_claimed(
     at: datetime | None = None,
     due_only: bool = False,
     token: str | None = None,
+    *,
+    interactive: bool = False,
 ) -> list[Outcome]:
     """Evaluate the given rules this worker holds, sharing queries.
 
     `token` is the lease beat took when it queued them; without one the rules are
     claimed here. `at` evaluates at a fixed time (tests and backfills); None means now.
+    `interactive` (someone waits in a request: the admin's "evaluate now") bounds each
+    query by PROMQL_CHECK_SECONDS and all of them by INTERACTIVE_BUDGET.
     """
     rule_ids = list(rule_ids)
     if token is None:
@@ -161,7 +166,19 @@ def evaluate_claimed(
         .order_by("pk")
     )
     try:
-        return evaluate(rules, at or timezone.now(), lease.renew, token=token, on_slots=at is None)
+        limits = (
+            Limits(settings.PROMQL_CHECK_SECONDS, time.monotonic() + INTERACTIVE_BUDGET)
+            if interactive
+            else Limits()
+        )
+        return evaluate(
+            rules,
+            at or timezone.now(),
+            lease.renew,
+            token=token,
+            on_slots=at is None,
+            limits=limits,
+        )
     finally:
         lease.release()
 
@@ -221,12 +238,26 @@ def _evaluation_of(rule: AlertRule) -> RuleEvaluation:
         return rule.evaluation
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on a batch's queries beyond the sources' own timeouts (none on a worker)."""
+
+    query_seconds: float | None = None  # each query at most this long
+    ask_until: float | None = None  # time.monotonic() after which no source is asked
+
+
+# Evaluate now runs in the admin's request: its sources are asked for this long at most
+# (then "not asked"), so a page of dead sources stays well within gunicorn's timeout.
+INTERACTIVE_BUDGET = 10.0
+
+
 def evaluate(
     rules: list[AlertRule],
     now: datetime,
     heartbeat: Callable[[], None] = lambda: None,
     token: str | None = None,
     on_slots: bool = False,
+    limits: Limits = Limits(),
 ) -> list[Outcome]:
     """Evaluate the rules at `now`. Rules sharing source and expression share one query.
 
@@ -256,7 +287,7 @@ def evaluate(
     held_back: dict[int, SourceError] = {}
     admitted: set[int] = set()
     clients: dict[int, PrometheusClient] = {}  # one connection per source for the batch
-    timeouts = _query_timeouts(rules)
+    timeouts = _query_timeouts(rules, limits.query_seconds)
     for key, group in groups.items():
         heartbeat()
         first = group[0]
@@ -276,6 +307,16 @@ def evaluate(
                 admitted.add(first.source_id)
             else:
                 held_back[first.source_id] = SourceUnavailable(admission.reason)
+        if (
+            first.source_id
+            and first.source_id not in held_back
+            and limits.ask_until is not None
+            and time.monotonic() > limits.ask_until
+        ):
+            held_back[first.source_id] = SourceUnavailable(
+                f"not asked: out of time for this request ({INTERACTIVE_BUDGET:g} s); "
+                "the schedule evaluates it"
+            )
         if first.source_id in held_back:
             answers[key] = Answer(None, held_back[first.source_id], 0.0)
             continue
@@ -290,7 +331,7 @@ def evaluate(
         answers[key] = Answer(samples, error, time.perf_counter() - began)
         if first.source_id and isinstance(error, SOURCE_DOWN):
             down[first.source_id] = error
-        elif first.source_id:
+        elif first.source_id and not isinstance(error, InternalFailure):
             answered.add(first.source_id)
 
     outcomes = []
@@ -314,12 +355,16 @@ def evaluate(
     _verify([rule for rule in rules if rule.pk in ran])
     # Outside the batch's transaction: every worker touches the same source rows.
     # Health is wall-clock time even when evaluating at a fixed `now` (tests, backfills).
-    health: dict[int, SourceError | None] = {source_id: None for source_id in answered}
+    # A source that answered one query and stalled on the next is down: answering only
+    # the first expression of each batch must not keep it from its breaker.
+    health: dict[int, SourceError | None] = {
+        source_id: None for source_id in answered - down.keys()
+    }
     health.update(down)
     wall = timezone.now()
     sources.record_health(health, wall)
-    for source_id in answered | down.keys():
-        circuit.record(source_id, source_id in answered, wall)
+    for source_id, problem in health.items():
+        circuit.record(source_id, problem is None, wall)
     _publish_firing_gauge()
     return outcomes
 
@@ -364,16 +409,16 @@ def _verify(ran: list[AlertRule]) -> None:
         )
 
 
-def _query_timeouts(rules: list[AlertRule]) -> dict[int, float]:
+def _query_timeouts(rules: list[AlertRule], cap: float | None = None) -> dict[int, float]:
     """Per source, how long its query may take in this batch: its own timeout, but never
     more than the shortest interval of its rules here (a query outliving its rule's next
-    slot only delays it) nor than MetricSource.LONGEST_TIMEOUT."""
+    slot only delays it), than MetricSource.LONGEST_TIMEOUT, nor than `cap`."""
     timeouts: dict[int, float] = {}
     for rule in rules:
         if rule.source_id is None:
             continue
         interval = min(rule.interval, LONGEST_INTERVAL).total_seconds()
-        own = min(rule.source.timeout, MetricSource.LONGEST_TIMEOUT)
+        own = min(rule.source.timeout, MetricSource.LONGEST_TIMEOUT, cap or math.inf)
         timeouts[rule.source_id] = min(timeouts.get(rule.source_id, own), interval)
     return timeouts
 

@@ -30,12 +30,15 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
         if isinstance(request.auth, ApiToken):
             self._acting = actors.begin_acting(actors.Actor.token(request.auth))
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        reset = getattr(self, "_acting", None)
-        if reset is not None:
-            actors.end_acting(reset)
-            self._acting = None
-        return super().finalize_response(request, response, *args, **kwargs)
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            # Also when the view raises past DRF's handler (a 500): never left set.
+            reset = getattr(self, "_acting", None)
+            if reset is not None:
+                actors.end_acting(reset)
+                self._acting = None
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -97,6 +97,8 @@ class SourceSerializer(StrictBody, serializers.ModelSerializer):
             source = MetricSource.objects.get(pk=self.instance.pk)
         for field, value in attrs.items():
             setattr(source, field, value)
+        # Named in this request: it may go wherever the URL now points.
+        source.auth_header_given = "auth_header" in attrs
         self._check_name_is_free(source)
         try:
             source.full_clean(exclude=["organization"])

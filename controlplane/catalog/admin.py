@@ -229,6 +229,8 @@ class MetricSourceForm(forms.ModelForm):
         value = self.cleaned_data.get("auth_header", "")
         if not value and self.instance.pk and not self.data.get("clear_auth_header"):
             return self.instance.auth_header
+        # Typed (or cleared) in this save: it may go wherever the URL now points.
+        self.instance.auth_header_given = True
         return value
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from django.db.models import Exists, OuterRef, Q
+from django.db import transaction
+from django.db.models import Q
 
-from controlplane.catalog.models import SourceHealth
+from controlplane.catalog.models import Organization, SourceHealth
 
 FIRST_BACKOFF = timedelta(seconds=5)
 LONGEST_BACKOFF = timedelta(minutes=1)
@@ -59,8 +60,9 @@ class Admission:
 
 
 def admit(source_id: int, organization_id: int, timeout: float, now: datetime) -> Admission:
-    """May this batch query the source now? A probe is claimed with a compare-and-set,
-    so of the batches due at once one probes and the others wait for its outcome."""
+    """May this batch query the source now? A probe is claimed under a lock on the
+    organisation's row, so of the batches due at once, across every source of the
+    organisation, one probes and the others wait for its outcome."""
     row = (
         SourceHealth.objects.filter(source_id=source_id)
         .values_list("consecutive_failures", "retry_at")
@@ -76,15 +78,27 @@ def admit(source_id: int, organization_id: int, timeout: float, now: datetime) -
     )
     if verdict == "wait":
         return Admission(False, f"{not_asked}; next try at {circuit.retry_at:%H:%M:%S} UTC")
-    probing_elsewhere = SourceHealth.objects.filter(
-        source__organization_id=organization_id, probe_until__gt=now
-    ).exclude(source_id=OuterRef("source_id"))
-    claimed = (
-        SourceHealth.objects.filter(source_id=source_id, consecutive_failures__gt=0)
-        .filter(Q(probe_until__isnull=True) | Q(probe_until__lte=now))
-        .filter(~Exists(probing_elsewhere))
-        .update(probe_until=now + timedelta(seconds=timeout) + PROBE_MARGIN)
-    )
+    with transaction.atomic():
+        # Serialises the organisation's probe claims: two workers checking "nobody else
+        # probes" at once would each see the other's claim uncommitted, and both probe.
+        Organization.objects.select_for_update().filter(pk=organization_id).exists()
+        probing = (
+            SourceHealth.objects.filter(
+                source__organization_id=organization_id, probe_until__gt=now
+            )
+            .exclude(source_id=source_id)
+            .exists()
+        )
+        claimed = not probing and (
+            SourceHealth.objects.filter(
+                source_id=source_id,
+                # What was read above, still: a probe recorded meanwhile moved them.
+                consecutive_failures=circuit.failures,
+                retry_at=circuit.retry_at,
+            )
+            .filter(Q(probe_until__isnull=True) | Q(probe_until__lte=now))
+            .update(probe_until=now + timedelta(seconds=timeout) + PROBE_MARGIN)
+        )
     if claimed:
         return Admission(True)
     return Admission(False, f"{not_asked}; another worker is probing its organisation's sources")

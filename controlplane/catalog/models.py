@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -160,8 +161,37 @@ class MetricSource(models.Model):
             validate_source_address(self.url)
         except ValidationError as error:
             errors["url"] = error.messages
+        if "url" not in errors and self._credential_follows_a_new_host():
+            errors["auth_header"] = [
+                "The auth header goes only to the host it was saved for: enter it again "
+                "(or clear it) to send it to the new address."
+            ]
         if errors:
             raise ValidationError(errors)
+
+    # Set by the admin form and the API when this save names the auth header itself.
+    auth_header_given = False
+
+    def _credential_follows_a_new_host(self) -> bool:
+        """A stored header, kept as it was, while the URL now points elsewhere: whoever may
+        edit the URL would otherwise receive a credential nobody can read back."""
+        if self.pk is None or not self.auth_header or self.auth_header_given:
+            return False
+        stored = MetricSource.objects.filter(pk=self.pk).values_list("url", "auth_header").first()
+        if stored is None or stored[1] != self.auth_header:
+            return False
+        return _origin(stored[0]) != _origin(self.url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Where a URL sends its requests: scheme, host and port (the default one spelt out)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port or default
 
 
 class SourceHealth(models.Model):

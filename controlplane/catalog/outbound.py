@@ -11,9 +11,12 @@ service that trusts the private network. Every such request goes through `Outbou
   Host header, TLS SNI and certificate checks still use the name.
 - Redirects are never followed: the next hop would escape the check, and the
   credentials sent with the request would go along.
-- Time and size are bounded: connecting and the wait for the answer's headers each
-  take at most `timeout`, the body at most `timeout` more; a body past `max_bytes`
-  (after decompression) is refused rather than read.
+- Time and size are bounded: connecting and each read take at most `timeout`, and
+  the whole exchange at most twice that, all told (a watchdog cuts the connection of a
+  sender that trickles its headers or body); each address of a name is tried for what
+  is left of that time. Only the resolver's own lookup is not bounded here (the
+  system's resolver settings bound it). A body past `max_bytes` (after decompression)
+  is refused rather than read.
 
 Callers get an `Answer` or one of the `OutboundError` classes, never requests or
 urllib3, and no error carries text the other side sent.
@@ -21,11 +24,13 @@ urllib3, and no error carries text the other side sent.
 
 from __future__ import annotations
 
+import heapq
 import http.client
 import ipaddress
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -109,16 +114,32 @@ WEBHOOKS = Policy("ALLOWED_PRIVATE_NETWORKS", (*SOURCES.refused, PRIVATE))
 
 def refusal(address: str | Address, policy: Policy, allowed: Iterable[Network] = ()) -> str | None:
     """What makes `address` refused under `policy` (e.g. "a loopback address"), or None."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        # ::ffff:127.0.0.1 is 127.0.0.1 on a dual-stack socket.
-        ip = ip.ipv4_mapped
+    ip = _embedded_ipv4(ipaddress.ip_address(address))
     if any(ip in network for network in allowed):
         return None
     for kind, networks in policy.refused:
         if any(ip in network for network in networks):
             return kind
     return None
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: Address) -> Address:
+    """The IPv4 address an IPv6 one carries, where a network would deliver it there:
+    mapped (::ffff:127.0.0.1 on a dual-stack socket), NAT64 (64:ff9b::7f00:1), 6to4
+    (2002:7f00:1::) and the old IPv4-compatible form (::127.0.0.1)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):  # not :: nor ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
 
 
 def numeric_addresses(host: str) -> list[str] | None:
@@ -237,6 +258,38 @@ class Outbound:
         data: Mapping[str, str] | None = None,
         json: Any = None,
     ) -> Answer:
+        # One deadline for the whole exchange: per-read timeouts alone let a sender that
+        # trickles a header line at a time hold us for as long as it likes.
+        deadline = _Deadline(TOTAL_TIMEOUTS * timeout)
+        _current.deadline = deadline
+        _watchdog.watch(deadline)
+        try:
+            answer = self._request(method, url, deadline, timeout, headers, params, data, json)
+            if deadline.passed:
+                # Cut mid-headers, the client reads the end of the stream as their end
+                # and an empty body: an answer that is no answer.
+                raise Timeout(timeout)
+            return answer
+        except (Unreachable, Unsendable):
+            # The watchdog cut the connection: whatever broke as a result, time did it.
+            if deadline.passed:
+                raise Timeout(timeout) from None
+            raise
+        finally:
+            deadline.done = True
+            _current.deadline = None
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        deadline: _Deadline,
+        timeout: float,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        json: Any,
+    ) -> Answer:
         try:
             with self._session.request(
                 method,
@@ -251,7 +304,7 @@ class Outbound:
             ) as response:
                 if response.is_redirect:
                     raise Redirected(response.status_code)
-                body = self._read(response, time.monotonic() + timeout, timeout)
+                body = self._read(response, deadline.at, timeout)
                 return Answer(response.status_code, response.headers, body)
         except OutboundError:
             raise
@@ -323,11 +376,18 @@ class _Guarded:
                 literal = numeric_addresses(host) is not None
                 raise Refused(self.host, kind, self.policy.setting, literal)
         failure: OSError | None = None
+        deadline = getattr(_current, "deadline", None)
         for address in addresses:
+            # Each address tries for what is left of the request's time, not a full
+            # timeout each: a name with many silent addresses stays bounded.
+            wait = self.timeout if deadline is None else deadline.connect_timeout(self.timeout)
+            if wait is not None and wait <= 0:
+                failure = TimeoutError("the request's time ran out")
+                break
             try:
                 return connection.create_connection(
                     (address, self.port),
-                    self.timeout,
+                    wait,
                     source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
@@ -350,12 +410,115 @@ class _GuardedHTTPSConnection(_Guarded, HTTPSConnection):
     pass
 
 
-class _GuardedHTTPPool(HTTPConnectionPool):
+class _Watched:
+    """A pool that tells the request's deadline which connection it is using, so the
+    watchdog can cut that connection (a new one or a kept-alive one alike)."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.using(conn)
+        return conn
+
+
+class _GuardedHTTPPool(_Watched, HTTPConnectionPool):
     ConnectionCls = _GuardedHTTPConnection
 
 
-class _GuardedHTTPSPool(HTTPSConnectionPool):
+class _GuardedHTTPSPool(_Watched, HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
+
+
+# The request's deadline and the one thread that enforces every deadline.
+
+# A request may take this many times its timeout, all told: connecting and the wait for
+# the headers each have one timeout, the body what is left.
+TOTAL_TIMEOUTS = 2
+
+_current = threading.local()
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self.done = False
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def connect_timeout(self, timeout: float | None) -> float | None:
+        left = self.at - time.monotonic()
+        return left if timeout is None else min(timeout, left)
+
+    def using(self, conn: Any) -> None:
+        with self._lock:
+            self._conn = conn
+            passed = self.passed
+        if passed:
+            self._shut(conn)
+
+    def cut(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.passed = True
+            conn = self._conn
+        self._shut(conn)
+
+    @staticmethod
+    def _shut(conn: Any) -> None:
+        sock = getattr(conn, "sock", None)
+        if sock is None:
+            return
+        try:
+            # The plain socket's shutdown, under TLS too: the read blocked in the
+            # request's thread returns at once, and the request fails there.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Watchdog:
+    """One daemon thread for every request's deadline (a timer thread per request would
+    cost more than a quick query)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._count = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._wake:
+            self._count += 1
+            heapq.heappush(self._heap, (deadline.at, self._count, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                # Started lazily, and again after a fork (a worker process has none).
+                self._thread = threading.Thread(
+                    target=self._run, name="outbound-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait(60)
+                    continue
+                left = self._heap[0][0] - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                _, _, deadline = heapq.heappop(self._heap)
+            deadline.cut()
+
+
+_watchdog = _Watchdog()
 
 
 class _GuardedAdapter(HTTPAdapter):

@@ -410,3 +410,55 @@ def test_a_stalled_source_is_asked_once_then_left_alone_until_its_backoff(org):
     assert row.state == "unknown"
     assert "not asked: the source failed 1 time in a row" in row.last_error
     assert SourceHealth.objects.get(source=stalled).failing_since is not None
+
+
+def test_a_source_that_answers_one_query_and_stalls_on_the_next_is_down(org, monkeypatch):
+    # Answering the first expression of each batch must not keep a source off its breaker.
+    from controlplane.promql.client import SourceTimeout
+
+    source = MetricSource.objects.create(organization=org, name="flaky", url="http://10.0.0.1")
+    rules = [
+        AlertRule.objects.create(
+            organization=org, key=f"flaky.{n}", name="f", source=source, expr=f"up * {n}"
+        )
+        for n in (1, 2)
+    ]
+
+    def half(rule, now, clients, timeouts):
+        if rule.expr == "up * 1":
+            return []
+        raise SourceTimeout("did not answer within 1 s")
+
+    monkeypatch.setattr(evaluation, "_query", half)
+    evaluation.evaluate_claimed([r.pk for r in rules], due_only=False)
+
+    health = SourceHealth.objects.get(source=source)
+    assert health.failing_since is not None
+    assert health.consecutive_failures == 1
+    assert health.retry_at is not None
+
+
+def test_evaluate_now_asks_each_source_briefly_and_stops_asking_when_out_of_time(
+    org, settings, monkeypatch
+):
+    settings.PROMQL_CHECK_SECONDS = 1
+    monkeypatch.setattr(evaluation, "INTERACTIVE_BUDGET", 0.5)
+    with BlackHole() as first, BlackHole() as second:
+        rules = []
+        for n, hole in enumerate((first, second)):
+            source = MetricSource.objects.create(
+                organization=org, name=f"hole{n}", url=hole.url, timeout=30
+            )
+            rules.append(
+                AlertRule.objects.create(
+                    organization=org, key=f"hole.{n}", name="h", source=source, expr="up"
+                )
+            )
+
+        evaluation.evaluate_claimed([r.pk for r in rules], interactive=True)
+
+        asked = first.connections + second.connections
+    errors = [RuleEvaluation.objects.get(rule=r).last_error for r in rules]
+    assert asked == 1
+    assert "within 1 s" in errors[0]  # the check's 1 s, not the source's 30
+    assert "not asked: out of time for this request" in errors[1]

@@ -170,3 +170,32 @@ def test_a_private_address_is_a_fine_source(writer, settings):
     )
 
     assert response.status_code == 201, response.json()
+
+
+def test_a_kept_auth_header_does_not_follow_a_patched_url_to_another_host(api, write_token, org):
+    MetricSource.objects.create(
+        organization=org, name="guarded", url="http://prom:9090", auth_header="Bearer s3cr3t"
+    )
+    client = api(write_token)
+
+    refused = client.patch(
+        "/api/v1/sources/guarded/", {"url": "http://collector.example"}, format="json"
+    )
+    assert refused.status_code == 400
+    assert "goes only to the host it was saved for" in " ".join(
+        refused.json()["errors"]["auth_header"]
+    )
+    assert MetricSource.objects.get(name="guarded").url == "http://prom:9090"
+
+    moved = client.patch(
+        "/api/v1/sources/guarded/",
+        {"url": "http://prom2:9090", "auth_header": "Bearer n3w"},
+        format="json",
+    )
+    assert moved.status_code == 200, moved.json()
+    kept_host = client.patch(
+        "/api/v1/sources/guarded/", {"url": "http://prom2:9090/prometheus"}, format="json"
+    )
+    assert kept_host.status_code == 200, kept_host.json()
+    source = MetricSource.objects.get(name="guarded")
+    assert (source.url, source.auth_header) == ("http://prom2:9090/prometheus", "Bearer n3w")

@@ -103,16 +103,36 @@ def test_source_auth_header_is_masked_and_kept_when_left_blank(client, member, o
             "organization": org.pk,
             "name": "prom",
             "kind": "prometheus",
-            "url": "http://prom:9091",
+            "url": "http://prom:9090/",
             "timeout": 5,
             "auth_header": "",
         },
     )
 
     source.refresh_from_db()
-    assert source.url == "http://prom:9091"
+    assert (source.url, source.timeout) == ("http://prom:9090/", 5)
     assert source.auth_header == "Bearer s3cr3t-value-1234"
     assert "s3cr3t" not in client.get("/admin/catalog/metricsource/").content.decode()
+
+
+def test_a_kept_auth_header_does_not_follow_the_url_to_another_host(client, member, org):
+    # Whoever may edit the URL must not receive the credential nobody can read back.
+    client.force_login(member(org, Role.MANAGER))
+    source = MetricSource.objects.create(
+        organization=org, name="prom", url="http://prom:9090", auth_header="Bearer s3cr3t"
+    )
+    form = {"organization": org.pk, "name": "prom", "kind": "prometheus", "timeout": 5}
+    page = f"/admin/catalog/metricsource/{source.pk}/change/"
+
+    refused = client.post(page, {**form, "url": "http://collector.example:80", "auth_header": ""})
+    assert refused.status_code == 200
+    assert "goes only to the host it was saved for" in refused.content.decode()
+    source.refresh_from_db()
+    assert source.url == "http://prom:9090"
+
+    client.post(page, {**form, "url": "http://prom2:9090", "auth_header": "Bearer n3w"})
+    source.refresh_from_db()
+    assert (source.url, source.auth_header) == ("http://prom2:9090", "Bearer n3w")
 
 
 def test_source_with_a_bad_url_is_refused(client, member, org):

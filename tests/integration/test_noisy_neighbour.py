@@ -66,7 +66,7 @@ def test_black_hole_sources_of_one_organisation_leave_anothers_rules_on_schedule
 
     # Every slot would be MEASURED of them; a worker held by each black hole in turn
     # (the sources' 30 s cut to their rules' 2 s) would leave a fraction of that.
-    assert len(slots) >= 0.6 * MEASURED, (
+    assert len(slots) >= 0.5 * MEASURED, (
         f"the quiet organisation's rule served {len(slots)} of about {MEASURED:g} slots"
     )
     # Each black hole asked once, then probed one at a time for the organisation after

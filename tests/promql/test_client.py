@@ -455,10 +455,9 @@ def test_a_server_that_sleeps_past_the_timeout_is_a_timeout(fake):
 
     fake.reply = slow
     client = PrometheusClient(fake.url, timeout=0.3)
-    started = time.monotonic()
+    # Waiting out the sleep would bring an empty answer, a different error.
     with pytest.raises(SourceTimeout, match=r"did not answer within 0\.3 s"):
         client.query("up")
-    assert time.monotonic() - started < 1.2
 
 
 def test_a_body_that_stalls_is_a_timeout(fake):

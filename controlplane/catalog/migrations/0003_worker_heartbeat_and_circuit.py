@@ -37,6 +37,7 @@ def unschedule_heartbeat(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0002_source_health"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
     operations = [
