@@ -34,3 +34,30 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(page, base_url: str, login_path: str, username: str, password: str) -> None:
+    """Sign in on a login form (the site's or the admin's) and wait for where its
+    `?next=` leads."""
+    from urllib.parse import parse_qs, urlsplit
+
+    landing = parse_qs(urlsplit(login_path).query).get("next", ["/"])[0]
+    page.goto(f"{base_url}{login_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("[type=submit]")
+    page.wait_for_url(f"{base_url}{landing}")
+
+
+def failed_responses(page) -> list[str]:
+    """The URLs the page loads that answer 4xx or 5xx (the favicon aside), as they come."""
+    failed: list[str] = []
+    page.on(
+        "response",
+        lambda response: (
+            failed.append(response.url)
+            if response.status >= 400 and not response.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    return failed

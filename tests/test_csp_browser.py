@@ -17,7 +17,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from controlplane.catalog.models import Membership, Organization, Role, Service
 from runbooks.models import Runbook, Via
-from tests.browser import chromium
+from tests.browser import chromium, failed_responses, sign_in
 from tests.factories import make_alert, make_rule
 from tests.waiting import DEADLINE
 
@@ -94,7 +94,6 @@ def test_the_pages_admin_and_docs_load_with_no_policy_violation(
     seen: dict[str, list[str]] = {}
     landed: dict[str, str] = {}
     console: list[str] = []
-    failed: list[str] = []
 
     # No ORM calls inside: Playwright runs an event loop in this thread.
     with chromium() as browser:
@@ -103,19 +102,8 @@ def test_the_pages_admin_and_docs_load_with_no_policy_violation(
         page.set_default_timeout(DEADLINE * 1000)
         page.add_init_script(RECORD_VIOLATIONS)
         page.on("console", lambda message: console.append(message.text))
-        page.on(
-            "response",
-            lambda response: (
-                failed.append(response.url)
-                if response.status >= 400 and not response.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
-        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-        page.fill("#id_username", "root")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        failed = failed_responses(page)
+        sign_in(page, live_server.url, "/admin/login/?next=/admin/", "root", PASSWORD)
         for path in pages:
             page.goto(f"{live_server.url}{path}")
             page.wait_for_load_state("load")

@@ -12,7 +12,7 @@ from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, Silence
 from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import Membership, Organization, Role, Service
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.factories import make_rule
 
 VALUE = 0.379746835443038
@@ -79,11 +79,13 @@ def test_a_long_value_and_long_labels_stay_inside_the_alert_pages(
     # No ORM calls inside: Playwright runs an event loop in this thread.
     with chromium() as browser:
         page = browser.new_page(viewport={"width": WIDTHS[0], "height": 900})
-        page.goto(f"{live_server.url}/accounts/login/?next=/alerts/")
-        page.fill("#id_username", "oncall")
-        page.fill("#id_password", "correct horse battery")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/alerts/")
+        sign_in(
+            page,
+            live_server.url,
+            "/accounts/login/?next=/alerts/",
+            "oncall",
+            "correct horse battery",
+        )
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 900})
             for name, (path, value) in pages.items():

@@ -58,34 +58,22 @@ def test_a_worker_killed_mid_event_leaves_it_to_the_next_worker_once(
 
     second = celery_workers.start("second", env=env)
 
-    def done():
-        dispatch_alert_events.delay()  # beat's tick, by hand
-        event.refresh_from_db()
-        return event if event.dispatch == "done" else None
+    def until_recorded(pending: AlertEvent, what: str) -> None:
+        def recorded():
+            dispatch_alert_events.delay()  # beat's tick, by hand
+            pending.refresh_from_db()
+            return pending.dispatch == "done"
 
-    waiting.until(
-        done,
-        what="the second worker to record the event once the lease ran out",
-        process=second,
-        log=celery_workers.log_of(second),
-    )
+        waiting.until(recorded, what=what, process=second, log=celery_workers.log_of(second))
+
+    until_recorded(event, "the second worker to record the event once the lease ran out")
     # More ticks change nothing: it was recorded once. A later alert's event, recorded
     # after those ticks, shows the worker went through them.
     for _ in range(3):
         dispatch_alert_events.delay()
     later = make_alert(make_rule(org, "later"), "fp-later").events.get(kind="opened")
 
-    def later_done():
-        dispatch_alert_events.delay()
-        later.refresh_from_db()
-        return later if later.dispatch == "done" else None
-
-    waiting.until(
-        later_done,
-        what="the second worker to record a later event",
-        process=second,
-        log=celery_workers.log_of(second),
-    )
+    until_recorded(later, "the second worker to record a later event")
     event.refresh_from_db()
 
     assert event.dispatch == AlertEvent.Dispatch.DONE

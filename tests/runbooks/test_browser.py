@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from controlplane.catalog.models import Membership, Organization, Role
 from runbooks.models import Runbook, Via
-from tests.browser import chromium
+from tests.browser import chromium, failed_responses, sign_in
 from tests.runbooks.samples import SECTIONS
 
 HOSTILE_BODY = """# Payments API errors
@@ -68,26 +68,19 @@ def test_a_runbook_opened_from_the_list_renders_its_sections_and_runs_no_script(
     runbook.save_change(via=Via.ADMIN)
     screenshot = django_settings.VAR_DIR / "runbook-375.png"
     dialogs: list[str] = []
-    failed: list[str] = []
 
     # No ORM calls inside: Playwright runs an event loop in this thread.
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.on(
-            "response",
-            lambda response: (
-                failed.append(response.url)
-                if response.status >= 400 and not response.url.endswith("/favicon.ico")
-                else None
-            ),
+        failed = failed_responses(page)
+        sign_in(
+            page,
+            live_server.url,
+            "/accounts/login/?next=/runbooks/",
+            "oncall",
+            "correct horse battery",
         )
-
-        page.goto(f"{live_server.url}/accounts/login/?next=/runbooks/")
-        page.fill("#id_username", "oncall")
-        page.fill("#id_password", "correct horse battery")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/runbooks/")
         page.click("text=Payments API errors")
         page.wait_for_url(f"{live_server.url}/runbooks/payments-errors/")
 
