@@ -24,7 +24,8 @@ demo: venv
 test: venv system-packages
 	@scripts/test.sh
 
-bench: venv system-packages
+bench: venv
+	@scripts/system-packages.sh --bench
 	@$(VENV)/bin/python -m bench
 
 lint: venv

@@ -38,9 +38,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Our request span, ids and http_server_request_duration_seconds. django-prometheus'
+    # request middleware is left out: its 17 request families count the same requests
+    # again at about half this middleware's cost (bench/observability_overhead.py).
     "observability.middleware.ObservabilityMiddleware",
     "controlplane.middleware.RejectNulBytes",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "controlplane.middleware.SecurityHeaders",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -51,7 +53,6 @@ MIDDLEWARE = [
     "controlplane.acting.ActingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -75,6 +76,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database("DATABASE_URL", VAR_DIR / "controlplane.sqlite3")}
+# django-prometheus' backends wrap Django's to count queries, errors and connections
+# (django_db_*): what it gives that our own metrics do not.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends.", 1
+)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so a Celery worker started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

@@ -1,9 +1,11 @@
 # gunicorn -c deploy/gunicorn.conf.py controlplane.wsgi
-# With PROMETHEUS_MULTIPROC_DIR set, /metrics sums every worker; this hook tidies
-# up after a worker that exits.
+# With PROMETHEUS_MULTIPROC_DIR set, /metrics sums every worker; child_exit tidies up
+# after a worker that exits. post_worker_init freezes the loaded application's objects
+# out of garbage collection, which spares every full collection a walk through them
+# (observability/gunicorn.py says why it matters).
 import os
 
-from observability.gunicorn import child_exit  # noqa: F401
+from observability.gunicorn import child_exit, post_worker_init  # noqa: F401
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

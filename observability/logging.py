@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 
 from observability import context, tracing
+from observability.context import AuditContext
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -44,6 +45,33 @@ _IDS = ("trace_id", "span_id", "request_id", "user_id", "organization_id")
 # Where ObservabilityMiddleware leaves a finished request's ids, for log records
 # about that request written after it left the middleware.
 LOG_IDS_ATTRIBUTE = "observability_log_ids"
+
+
+class RequestLogIds:
+    """The ids of a finished request, for log lines written about it afterwards.
+
+    Made on every request and read on the few that log after the middleware, so
+    the span id is formatted only when a line asks for it.
+    """
+
+    __slots__ = ("_audit", "_remote", "_span_id", "trace_id")
+
+    def __init__(
+        self, trace_id: str | None, span_id: int | None, audit: AuditContext, remote: bool
+    ) -> None:
+        self.trace_id = trace_id
+        self._span_id = span_id
+        self._audit = audit
+        self._remote = remote
+
+    def get(self, key: str) -> str | None:
+        if key == "trace_id":
+            return self.trace_id
+        if key == "span_id":
+            return None if self._span_id is None else format(self._span_id, "016x")
+        if key == tracing.TRACE_PARENT_LOG_FIELD:
+            return tracing.REMOTE if self._remote else None
+        return getattr(self._audit, key, None) if key in context.FIELDS else None
 
 
 def redact(text: str) -> str:

@@ -48,7 +48,28 @@ class JobMetrics(NamedTuple):
     last_success: Gauge
 
 
+# The `result` label of job_runs_total.
+SUCCESS = "success"
+FAILURE = "failure"
+
+
+class JobInstruments(NamedTuple):
+    """The labelled children one job writes, looked up once per job, not per run."""
+
+    succeeded: Counter
+    failed: Counter
+    duration: Histogram
+    last_success: Gauge
+
+    def record(self, *, succeeded: bool, seconds: float) -> None:
+        (self.succeeded if succeeded else self.failed).inc()
+        self.duration.observe(seconds)
+        if succeeded:
+            self.last_success.set_to_current_time()
+
+
 _job_metrics: dict[str, JobMetrics] = {}
+_job_instruments: dict[tuple[str, str], JobInstruments] = {}
 _job_metrics_lock = threading.Lock()
 
 
@@ -89,3 +110,21 @@ def job_metrics(namespace: str = "") -> JobMetrics:
                 ),
             )
         return _job_metrics[namespace]
+
+
+def job_instruments(namespace: str, job: str) -> JobInstruments:
+    """The children of the job-run instruments under `namespace` for the job `job`.
+
+    Job names are constants of the code, so the cache is as bounded as the series.
+    """
+    key = (namespace, job)
+    found = _job_instruments.get(key)
+    if found is None:
+        family = job_metrics(namespace)
+        found = _job_instruments[key] = JobInstruments(
+            succeeded=family.runs.labels(job=job, result=SUCCESS),
+            failed=family.runs.labels(job=job, result=FAILURE),
+            duration=family.duration.labels(job=job),
+            last_success=family.last_success.labels(job=job),
+        )
+    return found

@@ -9,13 +9,17 @@ from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import LazyObject, empty
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+from prometheus_client import Histogram
 
 from observability import context, metrics, options, tracing
-from observability.logging import LOG_IDS_ATTRIBUTE
+from observability.context import AuditContext
+from observability.logging import LOG_IDS_ATTRIBUTE, RequestLogIds
 from observability.routes import route_template
 
 SPAN_NAME = "http.request"
@@ -31,12 +35,24 @@ OTHER_METHOD = "_OTHER"
 
 _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("observability")
+# The parent of a request that sent no traceparent: none, whatever the ambient context.
+_NO_PARENT = Context()
+# The WSGI environ keys of the W3C Trace Context headers.
+_TRACE_HEADERS = (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
 
 
 class ObservabilityMiddleware:
     """Put it first in MIDDLEWARE, so its span and headers cover the whole chain.
 
     With OBSERVABILITY["ENABLED"] False it removes itself from the chain.
+
+    Every request pays for what runs here, so the work is arranged to cost little
+    (bench/observability_overhead.py measures it): headers are read from the WSGI
+    environ rather than through ``request.headers``, which parses every header; the
+    span and the contexts are entered and left by hand rather than through context
+    managers; a request's attributes are set in one call; the histogram's labelled
+    children are kept per label set; and the ids that log lines about a finished
+    request need are formatted only when such a line is written.
     """
 
     sync_capable = True
@@ -50,39 +66,57 @@ class ObservabilityMiddleware:
             self.options.service_name, self.options.otlp_endpoint, self.options.log_spans
         )
         self.get_response = get_response
+        self._request_id_key = "HTTP_" + self.options.request_id_header.upper().replace("-", "_")
+        self._durations: dict[tuple[str, str, str], Histogram] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.perf_counter()
-        request_id = self._request_id(request)
+        meta = request.META
+        incoming = meta.get(self._request_id_key)
+        request_id = incoming if context.valid_request_id(incoming) else context.new_request_id()
         method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-        # A malformed or absent traceparent extracts to an empty context: a new trace.
-        # A valid one is continued, as W3C Trace Context asks, and the span and the
-        # request's log lines say so: its trace id was chosen by the caller.
-        parent = _propagator.extract(request.headers, context=Context())
-        remote = tracing.remote_parent(trace.get_current_span(parent).get_span_context())
-        attributes = {"http.request.method": method, tracing.REQUEST_ID: request_id}
-        if remote:
-            attributes[tracing.PARENT_REMOTE] = True
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": method,
+            tracing.REQUEST_ID: request_id,
+        }
         if method == OTHER_METHOD:
             attributes["http.request.method_original"] = str(request.method)[:32]
+        # A malformed or absent traceparent means a new trace. A valid one is continued,
+        # as W3C Trace Context asks, and the span and the request's log lines say so:
+        # its trace id was chosen by the caller.
+        parent, remote = _parent(meta)
+        if remote:
+            attributes[tracing.PARENT_REMOTE] = True
 
-        with (
-            context.scope(request_id=request_id, user_id=None, organization_id=None),
-            tracing.continuing_remote_trace(remote),
-            _tracer.start_as_current_span(
-                SPAN_NAME, context=parent, kind=SpanKind.SERVER, attributes=attributes
-            ) as span,
-        ):
-            try:
-                response = self.get_response(request)
-            except Exception:
-                # Only reaches here when Django is told to propagate exceptions.
-                self._finish(request, span, method, 500, started)
-                raise
-            self._finish(request, span, method, response.status_code, started)
+        span = _tracer.start_span(
+            SPAN_NAME,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        audit_token = context.begin(AuditContext(request_id=request_id))
+        remote_token = tracing.mark_remote() if remote else None
+        try:
+            response = self.get_response(request)
+        except Exception as error:
+            # Only reaches here when Django is told to propagate exceptions.
+            span.record_exception(error)
+            self._finish(request, span, method, 500, started, remote)
+            raise
+        else:
+            self._finish(request, span, method, response.status_code, started, remote)
+        finally:
+            if remote_token is not None:
+                tracing.unmark_remote(remote_token)
+            context.end(audit_token)
+            otel_context.detach(span_token)
+            span.end()
 
         response[self.options.request_id_header] = request_id
-        trace_id = getattr(request, LOG_IDS_ATTRIBUTE)["trace_id"]
+        trace_id = getattr(request, LOG_IDS_ATTRIBUTE).trace_id
         if trace_id is not None:
             response[TRACE_ID_HEADER] = trace_id
         return response
@@ -106,10 +140,6 @@ class ObservabilityMiddleware:
         # traceback on the span, where the response no longer has it.
         trace.get_current_span().record_exception(exception)
 
-    def _request_id(self, request: HttpRequest) -> str:
-        incoming = request.headers.get(self.options.request_id_header)
-        return incoming if context.valid_request_id(incoming) else context.new_request_id()
-
     def _finish(
         self,
         request: HttpRequest,
@@ -117,17 +147,22 @@ class ObservabilityMiddleware:
         method: str,
         status: int,
         started: float,
+        remote: bool,
     ) -> None:
         match = getattr(request, "resolver_match", None)
         route = route_template(match.route or "") if match is not None else UNMATCHED_ROUTE
         user_id = authenticated_user_id(request)
-        if user_id is not None:
-            context.bind(user_id=user_id)
-
         audit = context.current()
-        span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
-        span.set_attributes(tracing.audit_attributes(audit))
+        if user_id is not None and user_id != audit.user_id:
+            audit = context.bind(user_id=user_id)
+
+        span.set_attributes(
+            {
+                "http.route": route,
+                "http.response.status_code": status,
+                **tracing.audit_attributes(audit),
+            }
+        )
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))
 
@@ -135,19 +170,35 @@ class ObservabilityMiddleware:
         # the whole middleware chain has returned, outside this span and scope; the
         # formatter finds the ids on the request the log record carries.
         span_context = span.get_span_context()
-        ids = {"trace_id": None, "span_id": None, **audit.as_dict()}
-        if tracing.parent_is_remote():
-            ids[tracing.TRACE_PARENT_LOG_FIELD] = tracing.REMOTE
-        if span_context.is_valid:
-            ids["trace_id"] = format(span_context.trace_id, "032x")
-            ids["span_id"] = format(span_context.span_id, "016x")
-        setattr(request, LOG_IDS_ATTRIBUTE, ids)
+        valid = span_context.is_valid
+        setattr(
+            request,
+            LOG_IDS_ATTRIBUTE,
+            RequestLogIds(
+                format(span_context.trace_id, "032x") if valid else None,
+                span_context.span_id if valid else None,
+                audit,
+                remote,
+            ),
+        )
 
-        metrics.http_server_request_duration_seconds.labels(
-            http_request_method=method,
-            http_route=route,
-            http_response_status_code=str(status),
-        ).observe(time.perf_counter() - started)
+        labels = (method, route, str(status))
+        duration = self._durations.get(labels)
+        if duration is None:
+            # Label values are bounded (methods, routes, status codes), so is this.
+            duration = self._durations[labels] = (
+                metrics.http_server_request_duration_seconds.labels(*labels)
+            )
+        duration.observe(time.perf_counter() - started)
+
+
+def _parent(meta: dict) -> tuple[Context, bool]:
+    """The context a request's span continues, and whether it names a caller's span."""
+    if "HTTP_TRACEPARENT" not in meta:
+        return _NO_PARENT, False
+    carrier = {name: meta[key] for name, key in _TRACE_HEADERS if key in meta}
+    parent = _propagator.extract(carrier, context=Context())
+    return parent, tracing.remote_parent(trace.get_current_span(parent).get_span_context())
 
 
 def authenticated_user_id(request: HttpRequest) -> str | None:

@@ -74,6 +74,22 @@ def load() -> Options:
     )
 
 
+_checked_namespaces: set[str] = set()
+
+
+def job_metrics_namespace() -> str:
+    """OBSERVABILITY["JOB_METRICS_NAMESPACE"], read at every job run without the rest of
+    ``load()``: a value is checked (by ``load()``, with its message) the first time it
+    is seen, then only looked up.
+    """
+    given = getattr(settings, "OBSERVABILITY", None) or {}
+    namespace = given.get("JOB_METRICS_NAMESPACE") or ""
+    if namespace not in _checked_namespaces:
+        namespace = load().job_metrics_namespace
+        _checked_namespaces.add(namespace)
+    return namespace
+
+
 _KEYS = {
     "ENABLED",
     "SERVICE_NAME",

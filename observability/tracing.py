@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -186,6 +186,16 @@ def continuing_remote_trace(remote: bool) -> Iterator[None]:
         yield
     finally:
         _parent_remote.reset(token)
+
+
+def mark_remote() -> Token[bool]:
+    """``continuing_remote_trace(True)`` without its generator, for the middleware;
+    undone by ``unmark_remote(token)``."""
+    return _parent_remote.set(True)
+
+
+def unmark_remote(token: Token[bool]) -> None:
+    _parent_remote.reset(token)
 
 
 def parent_is_remote() -> bool:

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Debian packages the tests and the demo use: Prometheus (with promtool) and Chromium.
+# Debian packages the tests and the demo use: Prometheus (with promtool) and Chromium;
+# with --bench also the load generator wrk.
 # As root they are installed with apt-get; otherwise we say what to install.
 # With --optional (the demo) a missing package is reported, never fatal.
 set -euo pipefail
 optional=false
-[ "${1:-}" = "--optional" ] && optional=true
+bench=false
+for argument in "$@"; do
+  case "$argument" in
+    --optional) optional=true ;;
+    --bench) bench=true ;;
+  esac
+done
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v chromium >/dev/null || missing+=(chromium)
+$bench && { command -v wrk >/dev/null || missing+=(wrk); }
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 

@@ -88,3 +88,48 @@ def test_new_request_ids_are_valid_and_unique():
 
     assert len(ids) == 100
     assert all(context.valid_request_id(value) for value in ids)
+
+
+def test_request_ids_are_32_hex_digits_and_do_not_repeat():
+    ids = {context.new_request_id() for _ in range(10_000)}
+
+    assert len(ids) == 10_000
+    assert all(len(i) == 32 and set(i) <= set(string.hexdigits.lower()) for i in ids)
+
+
+def test_seeding_the_global_generator_does_not_repeat_request_ids():
+    import random
+
+    random.seed(7)
+    first = context.new_request_id()
+    random.seed(7)
+
+    assert context.new_request_id() != first
+
+
+def test_a_forked_child_does_not_repeat_its_parents_request_ids():
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then out without running the parent's cleanup
+        os.write(write, context.new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    childs = os.read(read, 64).decode()
+    os.close(read)
+
+    assert len(childs) == 32
+    assert childs != context.new_request_id()
+
+
+def test_begin_replaces_the_whole_context_until_end():
+    context.bind(request_id="outer", user_id="u1", organization_id="o1")
+
+    token = context.begin(AuditContext(request_id="inner"))
+    inside = context.current()
+    context.end(token)
+
+    assert inside == AuditContext(request_id="inner")
+    assert context.current() == AuditContext(request_id="outer", user_id="u1", organization_id="o1")

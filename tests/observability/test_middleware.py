@@ -302,3 +302,43 @@ def test_the_duration_histogram_has_the_agreed_buckets(client):
     }
     expected = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.2", "0.25", "0.5", "1.0", "2.5", "5.0"]
     assert bounds == {*expected, "10.0", "+Inf"}
+
+
+def test_every_request_is_recorded_and_exported_with_its_attributes(client, spans):
+    # Sampled at 100 % by default: no request may go without its span, whatever its
+    # path, method or status (OTEL_TRACES_SAMPLER can lower it; see the README).
+    requests = [("get", "/ok/", 200), ("get", "/nowhere/", 404), ("post", "/ok/", 200)] * 20
+    request_ids = []
+    trace_ids = []
+    for method, path, status in requests:
+        response = getattr(client, method)(path)
+        assert response.status_code == status
+        request_ids.append(response["X-Request-Id"])
+        trace_ids.append(response["X-Trace-Id"])
+
+    exported = [s for s in spans.get_finished_spans() if s.name == SPAN_NAME]
+    assert [hex_trace_id(s) for s in exported] == trace_ids
+    assert len(set(trace_ids)) == len(requests), "one trace per request"
+    for span, (method, _path, status), request_id in zip(
+        exported, requests, request_ids, strict=True
+    ):
+        assert span.kind == SpanKind.SERVER
+        assert span.attributes["http.request.method"] == method.upper()
+        assert span.attributes["http.route"] == ("ok/" if status == 200 else UNMATCHED_ROUTE)
+        assert span.attributes["http.response.status_code"] == status
+        assert span.attributes["app.request.id"] == request_id
+        assert span.end_time >= span.start_time
+
+
+def test_an_exception_propagated_to_the_server_is_on_the_span(settings, spans):
+    # As under a server that wants exceptions raised to it rather than turned into 500s.
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = True
+
+    with pytest.raises(Exception, match="the view failed"):
+        Client().get("/boom/")
+
+    span = server_span(spans)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 500
+    messages = {e.attributes["exception.message"] for e in span.events if e.name == "exception"}
+    assert messages == {"the view failed"}
