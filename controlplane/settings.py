@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "observability",
     "controlplane.catalog",
     "controlplane.alerting",
+    "controlplane.paging",
     "controlplane.api",
     "runbooks",
     "axes",
@@ -246,6 +247,9 @@ TRACE_URL_TEMPLATE = env.trace_url_template("TRACE_URL_TEMPLATE")
 # webhooks and other internet receivers reach no private address at all.
 ALLOWED_SOURCE_NETWORKS = env.networks("ALLOWED_SOURCE_NETWORKS")
 ALLOWED_PRIVATE_NETWORKS = env.networks("ALLOWED_PRIVATE_NETWORKS")
+# Hosts besides hooks.slack.com a Slack channel's webhook URL may name: Slack-compatible
+# receivers such as Mattermost ("chat.example.com", or "host:port" for one port only).
+SLACK_WEBHOOK_HOSTS = env.string_list("SLACK_WEBHOOK_HOSTS", [])
 
 # prometheus_client reads it from the environment itself; checked here so a typo
 # stops the start instead of failing the first metric write.

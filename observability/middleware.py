@@ -156,13 +156,16 @@ class ObservabilityMiddleware:
         if user_id is not None and user_id != audit.user_id:
             audit = context.bind(user_id=user_id)
 
-        span.set_attributes(
-            {
-                "http.route": route,
-                "http.response.status_code": status,
-                **tracing.audit_attributes(audit),
-            }
-        )
+        # The request id went on at the start; the view may have bound the others.
+        attributes: dict[str, AttributeValue] = {
+            "http.route": route,
+            "http.response.status_code": status,
+        }
+        if audit.user_id is not None:
+            attributes[tracing.USER_ID] = audit.user_id
+        if audit.organization_id is not None:
+            attributes[tracing.ORGANIZATION_ID] = audit.organization_id
+        span.set_attributes(attributes)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))
 

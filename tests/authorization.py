@@ -36,9 +36,12 @@ from rest_framework.test import APIClient
 
 from controlplane.alerting.models import AlertEvent
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
+from controlplane.paging.models import Notification
 from runbooks.models import RunbookRevision
 from tests.factories import (
     make_alert,
+    make_channel,
+    make_policy,
     make_rule,
     make_runbook,
     make_silence,
@@ -179,6 +182,16 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
     AlertEvent.objects.filter(pk=event.pk).update(note=mark("event"))
     member = make_user(mark("user"))
     token, _ = ApiToken.issue(organization, ApiToken.Scope.READ, mark("token"))
+    channel = make_channel(organization, mark("channel"), "webhook", url="https://hooks.example/h")
+    notification = Notification.objects.create(
+        organization=organization,
+        alert=alert,
+        channel=channel,
+        channel_name=channel.name,
+        channel_kind=channel.kind,
+        event="trigger",
+        last_error=mark("notification"),
+    )
     held.objects = {
         "organization": organization,
         "service": service,
@@ -194,6 +207,11 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
             organization=organization, user=member, role=Role.MANAGER
         ),
         "user": member,
+        "channel": channel,
+        "policy": make_policy(
+            organization, f"policy-{letter}", name=mark("policy"), steps=[(0, [channel])]
+        ),
+        "notification": notification,
     }
     return held
 

@@ -13,6 +13,8 @@ from controlplane.alerting import lifecycle, outbox
 from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvaluation, Silence
 from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import MetricSource, Organization
+from controlplane.paging import channels
+from controlplane.paging.models import EscalationPolicy, EscalationStep, NotificationChannel
 from runbooks.models import Runbook, Via
 
 
@@ -129,3 +131,34 @@ class RecordingConsumer:
     def seen(self) -> list[tuple[int, str]]:
         """(alert id, kind) of each event handed on, in order."""
         return [(alert_id, kind) for kind, alert_id, _ in self.received]
+
+
+def make_channel(
+    organization: Organization, name: str, kind: str, slack_hosts: tuple[str, ...] = (), **raw
+) -> NotificationChannel:
+    """A channel whose configuration (`raw`, the API's `config`) is checked as the
+    admin and the API check it: `make_channel(org, "ops", "slack", url=receiver.url)`."""
+    hosts = slack_hosts or (("127.0.0.1",) if kind == "slack" else ())
+    config = channels.parse_config(kind, raw, slack_hosts=hosts)
+    return NotificationChannel.objects.create(
+        organization=organization, name=name, kind=kind, config=channels.to_json(config)
+    )
+
+
+def make_policy(
+    organization: Organization,
+    slug: str = "on-call",
+    steps: list[tuple[datetime.timedelta | int, list[NotificationChannel]]] = (),
+    **fields: Any,
+) -> EscalationPolicy:
+    """A policy with `steps` of (delay, channels); a delay as int is seconds."""
+    policy = EscalationPolicy.objects.create(
+        organization=organization, slug=slug, name=fields.pop("name", slug), **fields
+    )
+    for position, (delay, step_channels) in enumerate(steps):
+        if isinstance(delay, int):
+            delay = datetime.timedelta(seconds=delay)
+        step = EscalationStep.objects.create(policy=policy, position=position, delay=delay)
+        step.channels.set(step_channels)
+    policy.check_snapshot()
+    return policy

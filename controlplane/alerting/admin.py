@@ -83,6 +83,7 @@ class AlertRuleAdmin(OrganizationScopedAdmin):
                     "service",
                     "severity",
                     "runbook",
+                    "escalation_policy",
                     "enabled",
                     "builtin",
                 ]

@@ -96,6 +96,14 @@ class AlertRule(models.Model):
     runbook = models.ForeignKey(
         "runbooks.Runbook", null=True, blank=True, on_delete=models.SET_NULL, related_name="rules"
     )
+    escalation_policy = models.ForeignKey(
+        "paging.EscalationPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="Empty: the organisation's default policy.",
+    )
     enabled = models.BooleanField(default=True)
     builtin = models.BooleanField(default=False, editable=False)
 
@@ -193,6 +201,7 @@ class AlertRule(models.Model):
             ("service", self.service),
             ("source", self.source),
             ("runbook", self.runbook),
+            ("escalation_policy", self.escalation_policy),
         ):
             owner = getattr(related, "organization_id", None) if related is not None else None
             if related is not None and owner is not None and owner != self.organization_id:

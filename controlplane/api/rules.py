@@ -24,6 +24,7 @@ from controlplane.api.fields import RuleKeyField, SampleValueField
 from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import MetricSource, Organization, Service
+from controlplane.paging.models import EscalationPolicy
 from controlplane.promql.durations import format_duration, parse_duration
 from runbooks.models import Runbook
 
@@ -44,6 +45,7 @@ DEFAULTS = {
     "labels": {},
     "annotations": {},
     "runbook": None,
+    "escalation_policy": None,
     "enabled": True,
 }
 
@@ -78,6 +80,11 @@ class RuleSerializer(StrictBody, serializers.Serializer):
     labels = serializers.JSONField(required=False)
     annotations = serializers.JSONField(required=False)
     runbook = serializers.CharField(required=False, allow_null=True, help_text="A runbook slug.")
+    escalation_policy = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="An escalation policy's slug; null: the organisation's default policy.",
+    )
     enabled = serializers.BooleanField(required=False)
     builtin = serializers.BooleanField(read_only=True)
     # The evaluator's (RuleEvaluation): read here, never written by an edit.
@@ -101,6 +108,9 @@ class RuleSerializer(StrictBody, serializers.Serializer):
         data["service"] = rule.service.slug if rule.service_id else None
         data["source"] = rule.source.name if rule.source_id else None
         data["runbook"] = rule.runbook.slug if rule.runbook_id else None
+        data["escalation_policy"] = (
+            rule.escalation_policy.slug if rule.escalation_policy_id else None
+        )
         return data
 
     def validate(self, attrs: dict) -> dict:
@@ -131,6 +141,9 @@ class RuleSerializer(StrictBody, serializers.Serializer):
                 organization=organization, name=name
             ),
             "runbook": lambda slug: _runbooks(organization, slug),
+            "escalation_policy": lambda slug: EscalationPolicy.objects.filter(
+                organization=organization, slug=slug
+            ),
         }
         for field, lookup in lookups.items():
             if field not in attrs:
@@ -141,7 +154,8 @@ class RuleSerializer(StrictBody, serializers.Serializer):
                 continue
             obj = lookup(name).first() if isinstance(name, str) else None
             if obj is None:
-                errors[field] = [f"Unknown {field} {name!r} in this organisation."]
+                what = field.replace("_", " ")
+                errors[field] = [f"Unknown {what} {name!r} in this organisation."]
             found[field] = obj
         if errors:
             raise ValidationError(errors)
@@ -204,7 +218,7 @@ class RuleViewSet(
     """Alert rules of the caller's organisation, by key. Writes need a write token."""
 
     queryset = AlertRule.objects.select_related(
-        "organization", "service", "source", "runbook", "evaluation"
+        "organization", "service", "source", "runbook", "escalation_policy", "evaluation"
     ).order_by("organization_id", "key")
     serializer_class = RuleSerializer
     lookup_field = "key"

@@ -257,14 +257,20 @@ class Outbound:
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         json: Any = None,
+        content: bytes | None = None,
     ) -> Answer:
+        """`content` is the body as raw bytes, sent exactly as given (a signature over
+        the body holds only for those very bytes); `data` and `json` encode for you."""
+        if content is not None and (data is not None or json is not None):
+            raise TypeError("give the body once: as content, data or json")
         # One deadline for the whole exchange: per-read timeouts alone let a sender that
         # trickles a header line at a time hold us for as long as it likes.
         deadline = _Deadline(TOTAL_TIMEOUTS * timeout)
         _current.deadline = deadline
         _watchdog.watch(deadline)
         try:
-            answer = self._request(method, url, deadline, timeout, headers, params, data, json)
+            body = content if content is not None else data
+            answer = self._request(method, url, deadline, timeout, headers, params, body, json)
             if deadline.passed:
                 # Cut mid-headers, the client reads the end of the stream as their end
                 # and an empty body: an answer that is no answer.
@@ -287,7 +293,7 @@ class Outbound:
         timeout: float,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-        data: Mapping[str, str] | None,
+        data: Mapping[str, str] | bytes | None,
         json: Any,
     ) -> Answer:
         try:

@@ -51,9 +51,10 @@ def test_each_event_is_handed_on_once_and_recorded_with_its_note(rule, consumer)
 
     assert consumer.seen == [(alert.pk, "opened"), (alert.pk, "resolved")]
     events = AlertEvent.objects.filter(alert=alert).order_by("pk")
+    # Paging, the built-in consumer, says what it did too: no policy, nobody told.
     assert [(e.dispatch, e.dispatch_note, e.dispatch_attempts) for e in events] == [
-        ("done", "test: took opened", 1),
-        ("done", "test: took resolved", 1),
+        ("done", "paging: no escalation policy: nobody is notified; test: took opened", 1),
+        ("done", "paging: not escalated; test: took resolved", 1),
     ]
     assert all(e.dispatched_at is not None for e in events)
 
@@ -131,7 +132,7 @@ def test_a_poison_event_that_kills_its_workers_is_given_up_and_charges_no_other_
 
 def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_nothing(rule):
     failing = RecordingConsumer(fail_on=("opened",))
-    outbox.register("paging", failing.handle)
+    outbox.register("failing", failing.handle)
     try:
         alert = make_alert(rule)
         other = make_alert(rule, "fp-2")
@@ -139,12 +140,12 @@ def test_a_failing_consumer_marks_the_event_failed_undoes_its_writes_and_blocks_
         lifecycle.resolve(alert, actor=BEAT)
         outbox.drain()
     finally:
-        outbox.unregister("paging")
+        outbox.unregister("failing")
 
     opened = AlertEvent.objects.filter(kind="opened").order_by("pk")
     assert [e.dispatch for e in opened] == ["failed", "failed"]
     assert all(
-        "paging failed: RuntimeError: cannot handle opened" in e.dispatch_note for e in opened
+        "failing failed: RuntimeError: cannot handle opened" in e.dispatch_note for e in opened
     )
     assert all(e.note == "" for e in opened)  # the consumer's own write was rolled back
     # The events behind the failed ones went on.
@@ -180,8 +181,9 @@ def test_draining_takes_a_bounded_number_of_queries(rule, consumer, django_asser
         make_alert(rule, f"fp-{n}")
 
     # give up and claim (4), list (1), then per event: start, lock, savepoints,
-    # record (about 7; the savepoints are a test's, BEGIN and COMMIT outside one).
-    with django_assert_max_num_queries(20 * 8 + 8):
+    # record (about 7; the savepoints are a test's, BEGIN and COMMIT outside one), and
+    # paging's look for an escalation and a policy (3).
+    with django_assert_max_num_queries(20 * 11 + 8):
         assert outbox.drain() == 20
 
 

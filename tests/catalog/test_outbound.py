@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -430,6 +431,44 @@ def test_a_successful_answer(fake, guard):
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.body.startswith(b'{"status": "success"')
     assert fake.requests[-1]["params"] == {"query": "up"}
+
+
+def test_raw_content_is_sent_byte_for_byte(settings, guard):
+    # A signed webhook body: the receiver checks the signature over the bytes it got.
+    settings.ALLOWED_SOURCE_NETWORKS = ["127.0.0.1/32"]
+    received = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    content = '{"b": 1,  "a":"é"}\n'.encode()
+    try:
+        answer = guard.request(
+            "POST",
+            f"http://127.0.0.1:{server.server_port}/hook",
+            content=content,
+            headers={"Content-Type": "application/json"},
+            timeout=2,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert answer.status == 204
+    assert received == [content]
+
+
+def test_a_body_is_given_once(guard):
+    with pytest.raises(TypeError, match="give the body once"):
+        guard.request("POST", "http://127.0.0.1:1/", content=b"{}", json={}, timeout=2)
 
 
 def test_https_is_judged_before_any_handshake(settings, fake, guard):
