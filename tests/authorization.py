@@ -138,6 +138,9 @@ class Holdings:
         return ""
 
 
+# A channel of this name is in every organisation (see furnish).
+SHARED_CHANNEL_NAME = "on-call-mail"
+
 # The kinds of object with rows shared by every organisation.
 SHARED_KINDS = ("runbook", "revision")
 
@@ -183,6 +186,10 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
     member = make_user(mark("user"))
     token, _ = ApiToken.issue(organization, ApiToken.Scope.READ, mark("token"))
     channel = make_channel(organization, mark("channel"), "webhook", url="https://hooks.example/h")
+    # Every organisation has one of this name, so a policy written in the API names
+    # it whichever organisation the caller writes in; the marked channel is left free
+    # to delete.
+    hook = make_channel(organization, SHARED_CHANNEL_NAME, "email", to=["oncall@example.com"])
     notification = Notification.objects.create(
         organization=organization,
         alert=alert,
@@ -209,7 +216,7 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
         "user": member,
         "channel": channel,
         "policy": make_policy(
-            organization, f"policy-{letter}", name=mark("policy"), steps=[(0, [channel])]
+            organization, f"policy-{letter}", name=mark("policy"), steps=[(0, [hook])]
         ),
         "notification": notification,
     }

@@ -80,6 +80,9 @@ class Op:
 
 NEW_RULE = {"key": "matrix-new", "name": "New", "expr": "alerts.firing"}
 NEW_SOURCE = {"name": "matrix-new", "url": "http://prometheus.example:9090"}
+NEW_CHANNEL = {"name": "matrix-new", "kind": "email", "config": {"to": ["new@example.com"]}}
+STEPS = [{"delay": "0s", "channels": [authz.SHARED_CHANNEL_NAME]}]
+NEW_POLICY = {"slug": "matrix-new", "name": "New", "steps": STEPS}
 
 API = {
     "GET /api/v1/alerts/":                   Op(READ, lists="alert"),
@@ -103,6 +106,22 @@ API = {
     "GET /api/v1/sources/{name}/":           Op(READ, "source"),
     "PATCH /api/v1/sources/{name}/":         Op(WRITE, "source", body={"timeout": 3}),
     "DELETE /api/v1/sources/{name}/":        Op(WRITE, "source", ok=204),
+    "GET /api/v1/channels/":                 Op(READ, lists="channel"),
+    "POST /api/v1/channels/":                Op(WRITE, ok=201, body=NEW_CHANNEL),
+    "GET /api/v1/channels/{name}/":          Op(READ, "channel"),
+    "PATCH /api/v1/channels/{name}/":        Op(WRITE, "channel", body={
+                                                 "config": {"url": "https://hooks.example/2"}}),
+    "DELETE /api/v1/channels/{name}/":       Op(WRITE, "channel", ok=204),
+    "POST /api/v1/channels/{name}/test/":    Op(WRITE, "channel", ok=202, body={}),
+    "GET /api/v1/escalation-policies/":      Op(READ, lists="policy"),
+    "POST /api/v1/escalation-policies/":     Op(WRITE, ok=201, body=NEW_POLICY),
+    "GET /api/v1/escalation-policies/{slug}/": Op(READ, "policy"),
+    "PUT /api/v1/escalation-policies/{slug}/": Op(WRITE, "policy", body=lambda policy: {
+                                                 "slug": policy.slug, "name": "Renamed",
+                                                 "steps": STEPS}),
+    "PATCH /api/v1/escalation-policies/{slug}/": Op(WRITE, "policy", body={"repeat": 0}),
+    "DELETE /api/v1/escalation-policies/{slug}/": Op(WRITE, "policy", ok=204),
+    "GET /api/v1/notifications/":            Op(READ, lists="notification"),
 }  # fmt: skip
 
 # --- the admin's models -------------------------------------------------------------

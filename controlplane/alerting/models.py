@@ -17,7 +17,7 @@ from django.utils import timezone
 from controlplane.alerting import internal_signals, templates
 from controlplane.alerting.states import OPERATORS
 from controlplane.catalog.actors import BEAT
-from controlplane.catalog.validators import contains_nul
+from controlplane.catalog.validators import contains_nul, contains_surrogate
 
 KEY_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]{0,99}$",
@@ -158,6 +158,11 @@ class AlertRule(models.Model):
         for field in ("key", "name", "expr", "labels", "annotations"):
             if contains_nul(getattr(self, field)):
                 errors.setdefault(field, []).append("It contains a NUL character.")
+            elif contains_surrogate(getattr(self, field)):
+                errors.setdefault(field, []).append(
+                    "It contains a surrogate character (U+D800 to U+DFFF), which no text "
+                    "encoding can store."
+                )
         if self.op and self.threshold is None:
             errors.setdefault("threshold", []).append(
                 f"The comparison {self.op} needs a threshold."

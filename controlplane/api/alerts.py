@@ -7,7 +7,12 @@ manager of the alert's organisation: the people on call are not all managers.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -19,6 +24,12 @@ from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, Severity
 from controlplane.api.bodies import StrictBody
 from controlplane.api.fields import SampleValueField
+from controlplane.api.notifications import (
+    LATEST_OF_AN_ALERT,
+    NEWEST_FIRST,
+    NotificationSerializer,
+    latest_of_alerts,
+)
 from controlplane.api.schema import ORGANIZATION, conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog import tenancy
@@ -75,10 +86,21 @@ class AlertSerializer(serializers.ModelSerializer):
 
 class AlertDetailSerializer(AlertSerializer):
     timeline = AlertEventSerializer(source="events", many=True, read_only=True)
+    notifications = serializers.SerializerMethodField(
+        help_text=f"The alert's latest {LATEST_OF_AN_ALERT} notifications, newest first; "
+        "GET /api/v1/notifications/?alert=<id> lists them all."
+    )
 
     class Meta(AlertSerializer.Meta):
-        fields = [*AlertSerializer.Meta.fields, "timeline"]
+        fields = [*AlertSerializer.Meta.fields, "timeline", "notifications"]
         read_only_fields = fields
+
+    @extend_schema_field(NotificationSerializer(many=True))
+    def get_notifications(self, alert: Alert) -> list[dict]:
+        rows = getattr(alert, "latest_notifications", None)
+        if rows is None:  # not prefetched (AlertViewSet's queryset does prefetch)
+            rows = alert.notifications.order_by(*NEWEST_FIRST)[:LATEST_OF_AN_ALERT]
+        return NotificationSerializer(rows, many=True, context=self.context).data
 
 
 class NoteSerializer(StrictBody, serializers.Serializer):
@@ -135,7 +157,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action != "list":
-            return queryset.prefetch_related("events")
+            return queryset.prefetch_related("events", latest_of_alerts())
         params = self.request.query_params
         choices = {"state": Alert.State.values, "severity": Severity.values}
         for name, allowed in choices.items():
@@ -196,5 +218,5 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizatio
         return serializer.validated_data.get("note", "")
 
     def _answer(self, alert: Alert) -> Response:
-        fresh = self.get_queryset().prefetch_related("events").get(pk=alert.pk)
+        fresh = self.get_queryset().get(pk=alert.pk)
         return Response(AlertDetailSerializer(fresh, context=self.get_serializer_context()).data)

@@ -16,6 +16,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
+from controlplane.paging.channels import ChannelKind
+from controlplane.paging.models import Notification
+
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "controlplane.api.authentication.BearerTokenAuthentication"
@@ -75,6 +78,34 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "The keys of the rules that read the source.",
+            },
+        },
+        "required": ["detail", "rules"],
+    },
+    # Named here rather than by drf-spectacular's enum hook, which names a choice set
+    # after its field ("state", "kind") and collides with the alerts' and the sources'.
+    "ChannelKind": {"type": "string", "enum": ChannelKind.values},
+    "NotificationState": {"type": "string", "enum": Notification.State.values},
+    "ChannelInUse": {
+        "type": "object",
+        "properties": {
+            "detail": DETAIL,
+            "policies": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The slugs of the escalation policies whose steps name the channel.",
+            },
+        },
+        "required": ["detail", "policies"],
+    },
+    "PolicyInUse": {
+        "type": "object",
+        "properties": {
+            "detail": DETAIL,
+            "rules": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The keys of the rules that name the policy.",
             },
         },
         "required": ["detail", "rules"],

@@ -11,7 +11,10 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from controlplane.api.alerts import AlertViewSet
+from controlplane.api.channels import ChannelViewSet
 from controlplane.api.errors import endpoint_not_found
+from controlplane.api.notifications import NotificationViewSet
+from controlplane.api.policies import PolicyViewSet
 from controlplane.api.rules import RuleViewSet
 from controlplane.api.runbooks import RunbookViewSet
 from controlplane.api.services import ServiceViewSet
@@ -54,6 +57,9 @@ router.register("runbooks", RunbookViewSet, basename="runbook")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("rules", RuleViewSet, basename="rule")
 router.register("sources", SourceViewSet, basename="source")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("escalation-policies", PolicyViewSet, basename="escalation-policy")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

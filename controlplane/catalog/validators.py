@@ -1,3 +1,5 @@
+import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -11,20 +13,35 @@ def contains_nul(value) -> bool:
     """True when a NUL is anywhere in the value: text, or keys and items of JSON data.
 
     PostgreSQL refuses NUL in text and jsonb, so it must be found before a query does.
-    The walk keeps its own stack: JSON from a request may nest deeper than Python recurses.
     """
+    return any(NUL in text for text in _texts(value))
+
+
+def contains_surrogate(value) -> bool:
+    """True when a lone surrogate (U+D800 to U+DFFF) is anywhere in the value.
+
+    JSON can spell one (\\ud800) and Python holds it, but it has no UTF-8 encoding:
+    PostgreSQL (and any UTF-8 writer) refuses it, so it must be found before a query does.
+    """
+    return any(_SURROGATE.search(text) for text in _texts(value))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _texts(value) -> Iterator[str]:
+    """Every string in the value, keys of JSON objects included. The walk keeps its own
+    stack: JSON from a request may nest deeper than Python recurses."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if NUL in item:
-                return True
+            yield item
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
             pending.extend(item)
-    return False
 
 
 def validate_http_url(value: str) -> None:

@@ -145,6 +145,10 @@ class EscalationPolicy(models.Model):
                 fields=["organization"],
                 condition=Q(is_default=True),
                 name="one_default_policy_per_organization",
+                violation_error_message=(
+                    "Another policy is already this organisation's default: untick it there "
+                    'first (the API\'s "default": true moves the default in one step).'
+                ),
             ),
         ]
 

@@ -1,5 +1,6 @@
 """Rules as code: the API refuses what the admin refuses, with the same words."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -272,3 +273,16 @@ def test_write_token_of_another_organisation_cannot_touch_the_rule(api, org, oth
 
     assert api(theirs).delete("/api/v1/rules/ours/").status_code == 404
     assert AlertRule.objects.filter(key="ours").exists()
+
+
+@pytest.mark.parametrize("field", ["labels", "annotations"])
+def test_a_lone_surrogate_in_a_rule_is_refused_naming_its_field(writer, service, field):
+    # JSON can spell one; no database stores it as text (a 500 on PostgreSQL, once).
+    rule = {"key": "s.rule", "name": "S", "expr": "alerts.firing", field: {"team": "\ud800"}}
+    body = json.dumps(rule).encode()  # escaped as \ud800: valid JSON
+
+    response = writer.generic("POST", "/api/v1/rules/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["errors"][field][0]
+    assert not AlertRule.objects.filter(key="s.rule").exists()

@@ -33,7 +33,13 @@ def test_every_operation_documents_the_errors_every_operation_can_give(key):
 
 
 WITH_BODY = [key for key in api_operations() if "requestBody" in operation(key)]
-KINDS = {"alerts": "alert", "rules": "rule", "sources": "source"}
+KINDS = {
+    "alerts": "alert",
+    "rules": "rule",
+    "sources": "source",
+    "channels": "channel",
+    "escalation-policies": "policy",
+}
 
 
 def test_the_operations_with_a_body_are_the_writes():

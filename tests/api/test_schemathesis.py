@@ -79,6 +79,8 @@ KINDS = {
     "runbooks": "runbook",
     "services": "service",
     "sources": "source",
+    "channels": "channel",
+    "escalation-policies": "policy",
 }
 
 

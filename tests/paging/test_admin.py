@@ -211,3 +211,28 @@ def test_a_viewer_cannot_retry(client, member, org, webhook_receiver):
 
     row.refresh_from_db()
     assert row.state == "dead"
+
+
+def test_a_second_default_policy_is_refused_with_a_clear_message(manager, org):
+    hook = make_channel(org, "hook", "webhook", url="https://ok.example/h")
+    make_policy(org, "first", steps=[(0, [hook])], is_default=True)
+
+    response = manager.post(
+        f"{POLICIES}add/",
+        {
+            "organization": org.pk,
+            "slug": "second",
+            "name": "Second",
+            "is_default": "on",
+            "repeat": 0,
+            "steps-TOTAL_FORMS": 1,
+            "steps-INITIAL_FORMS": 0,
+            "steps-0-position": 0,
+            "steps-0-delay": "0",
+            "steps-0-channels": [hook.pk],
+        },
+    )
+
+    assert response.status_code == 200
+    assert "already this organisation&#x27;s default" in response.content.decode()
+    assert not EscalationPolicy.objects.filter(slug="second").exists()

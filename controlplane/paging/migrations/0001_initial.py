@@ -313,6 +313,10 @@ class Migration(migrations.Migration):
                 condition=models.Q(("is_default", True)),
                 fields=("organization",),
                 name="one_default_policy_per_organization",
+                violation_error_message=(
+                    "Another policy is already this organisation's default: untick it there "
+                    'first (the API\'s "default": true moves the default in one step).'
+                ),
             ),
         ),
         migrations.AddIndex(
