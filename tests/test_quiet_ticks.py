@@ -27,6 +27,13 @@ def record(logger: str, level: int, message: str) -> logging.LogRecord:
             "Scheduler: Sending due task alerting: evaluate due rules (alerting...)",
             False,
         ),
+        ("celery.app.trace", logging.INFO, "Task paging.escalate[5] succeeded in 0.01s: 0", False),
+        (
+            "celery.beat",
+            logging.INFO,
+            "Scheduler: Sending due task paging: deliver notifications (paging...)",
+            False,
+        ),
         ("celery.app.trace", logging.INFO, "Task alerting.evaluate_rules[3] succeeded", True),
         ("celery.app.trace", logging.ERROR, "Task alerting.evaluate_due_rules[4] raised", True),
         ("controlplane", logging.INFO, "alerting.evaluate_due_rules is mentioned", True),

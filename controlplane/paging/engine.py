@@ -445,6 +445,21 @@ def record(row: Notification, token: str, outcome: Outcome, now: datetime | None
         if row.channel_id is not None:
             _record_health(row.channel_id, result.state, result.fields.get("last_error", ""), now)
     metrics.notifications.labels(row.channel_kind, row.event, OUTCOME_LABELS[result.state]).inc()
+    # Beat's delivery ticks are kept out of the INFO log (quiet_ticks): each outcome is
+    # said here instead, a give-up as a warning.
+    logger.log(
+        logging.WARNING if result.state == Notification.State.DEAD else logging.INFO,
+        "notification %s (%s to %s %s, attempt %s): %s%s",
+        row.pk,
+        row.event,
+        row.channel_kind,
+        row.channel_name,
+        row.attempts,
+        result.state,
+        f": {result.fields['last_error']}" if result.fields.get("last_error") else "",
+        # The line is the delivery task's (its own trace); the alert's trace is named apart.
+        extra={"alert_trace_id": row.trace_id or None, "alert_id": row.alert_id},
+    )
     if result.state == Notification.State.SENT and row.event == "trigger" and row.alert:
         metrics.notification_delivery.observe(max((now - row.alert.started_at).total_seconds(), 0))
     return result.state

@@ -289,3 +289,20 @@ def test_deliveries_are_counted_timed_and_the_queue_measured(paging, receivers):
     assert sample("controlplane_notification_delivery_seconds_count") == before["timed"] + 1
     assert sample("controlplane_notification_queue_depth", state="failed") == 1
     assert sample("controlplane_notification_queue_depth", state="pending") == 0
+
+
+def test_each_outcome_is_logged_a_give_up_as_a_warning(paging, receivers, caplog):
+    slack, _, _ = receivers
+    slack.answer_next(1, 404, b"no_service")
+    make_alert(paging)
+    outbox.drain()
+
+    with caplog.at_level("INFO", logger="controlplane.paging.engine"):
+        engine.deliver_due()
+
+    lines = {(r.levelname, r.getMessage().split(": ")[1]) for r in caplog.records}
+    assert ("WARNING", "dead") in lines
+    assert ("INFO", "sent") in lines
+    [dead] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "ops-slack" in dead.getMessage()
+    assert "no_service" in dead.getMessage()
