@@ -93,12 +93,18 @@ def notify_on_commit() -> None:
     A latency convenience only: if the message is lost, beat's tick finds the
     events anyway, since they are rows.
     """
+    once_after_commit(_nudge)
+
+
+def once_after_commit(nudge: Callable[[], None]) -> None:
+    """Run `nudge` after this transaction commits, once however often it is asked for;
+    nothing when ALERT_EVENT_NUDGE is off (tests that drive the tasks by hand)."""
     if not settings.ALERT_EVENT_NUDGE:
         return
     connection = transaction.get_connection()
-    if any(entry[1] is _nudge for entry in connection.run_on_commit):
+    if any(entry[1] is nudge for entry in connection.run_on_commit):
         return
-    transaction.on_commit(_nudge)
+    transaction.on_commit(nudge)
 
 
 def _nudge() -> None:

@@ -28,6 +28,7 @@ from controlplane.api.notifications import ChannelKindField, NotificationSeriali
 from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY, conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import Organization
+from controlplane.catalog.validators import contains_surrogate
 from controlplane.paging import channels, engine
 from controlplane.paging.channels import ChannelConfigError
 from controlplane.paging.models import (
@@ -61,11 +62,11 @@ class ConfigField(serializers.Field):
             found = {
                 str(name)[:50]: [_SURROGATE_MESSAGE]
                 for name, value in data.items()
-                if _has_surrogate(name) or _has_surrogate(value)
+                if contains_surrogate(name) or contains_surrogate(value)
             }
             if found:
                 raise ValidationError(found)
-        elif _has_surrogate(data):
+        elif contains_surrogate(data):
             raise ValidationError([_SURROGATE_MESSAGE])
         return data
 
@@ -193,23 +194,6 @@ class ChannelSerializer(StrictBody, serializers.Serializer):
 
 
 _SURROGATE_MESSAGE = "Text cannot contain surrogate characters (U+D800 to U+DFFF)."
-
-
-def _has_surrogate(value: object) -> bool:
-    """Whether a surrogate is anywhere in the value: text, or keys and items of JSON.
-    The walk keeps its own stack, as bodies.contains_nul does."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if any("\ud800" <= ch <= "\udfff" for ch in item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 def _when(at) -> str | None:

@@ -26,6 +26,7 @@ insert a no-op.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -38,6 +39,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from controlplane.alerting import outbox
 from controlplane.alerting.models import Alert, AlertEvent
 from controlplane.paging import metrics, payloads, transports
 from controlplane.paging.channels import ChannelConfigError, ChannelKind
@@ -140,11 +142,8 @@ def reapply(escalation: Escalation, now: datetime | None = None) -> int:
     snapshot.validate()
     previous = escalation.policy_snapshot()
     # An incident opened under the old version still gets its acknowledge and resolve.
-    snapshot = type(snapshot)(
-        **{
-            **snapshot.__dict__,
-            "pagerduty_channels": snapshot.pagerduty_channels | previous.pagerduty_channels,
-        }
+    snapshot = dataclasses.replace(
+        snapshot, pagerduty_channels=snapshot.pagerduty_channels | previous.pagerduty_channels
     )
     escalation.snapshot = snapshot.to_json()
     escalation.policy_version = snapshot.version
@@ -517,12 +516,7 @@ def retry_now(notifications) -> int:
 def nudge_delivery() -> None:
     """Ask a worker to deliver right after this transaction commits (once per
     transaction). A latency convenience: beat's tick finds the rows anyway."""
-    if not settings.ALERT_EVENT_NUDGE:
-        return
-    connection = transaction.get_connection()
-    if any(entry[1] is _nudge for entry in connection.run_on_commit):
-        return
-    transaction.on_commit(_nudge)
+    outbox.once_after_commit(_nudge)
 
 
 def _nudge() -> None:
