@@ -14,7 +14,12 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("ALLOWED_SOURCE_NETWORKS", "127.0.0.0/8,::1/128")
 
 # Each module has run() -> list[Budget]; later contexts add theirs here.
-MODULES = ["bench.api_overhead", "bench.observability_overhead", "bench.rule_evaluation"]
+MODULES = [
+    "bench.api_overhead",
+    "bench.observability_overhead",
+    "bench.rule_evaluation",
+    "bench.paging",
+]
 
 
 def main() -> int:

@@ -11,42 +11,26 @@ from an in-process evaluation of 1,000 rules.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
+from bench import services
 from bench.report import Budget
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARDS = 100
 SIZES = (1_000, 10_000)
 GOAL_SECONDS_FOR_10K = 15.0
 # One rule in a hundred breaches and opens an alert: a busy day, not a storm.
 BREACHING_EVERY = 100
+BROKER_DB = 13
 
 
 def _expr(i: int) -> str:
     # Distinct text per rule, so no two rules share a query: the worst case.
     return f'bench_value{{shard="{i % SHARDS}"}} * {1 + i // SHARDS}'
-
-
-def missing_services() -> list[str]:
-    from tests.services import port_open
-
-    missing = []
-    if not (shutil.which("prometheus") and shutil.which("promtool")):
-        missing.append("the Debian package prometheus")
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        missing.append("DATABASE_URL=postgres://… (two workers need PostgreSQL)")
-    if not port_open("127.0.0.1", 6379):
-        missing.append("Redis on 127.0.0.1:6379")
-    return missing
 
 
 def _bare_queries(url: str, exprs: list[str], at: float) -> None:
@@ -67,39 +51,29 @@ def bare_query_seconds(url: str, count: int, at: float) -> float:
 
 
 def run() -> list[Budget]:
-    missing = missing_services()
+    missing = services.missing_services()
     if missing:
         print(f"  skipped: needs {', '.join(missing)}")
         return []
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
+    services.setup_django()
     from tests.integration.prometheus import T0, PrometheusServer
 
-    # A database of its own, so a bench never fights a test run over test_<name>.
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_controlplane"
-    creation = connection.creation
-    test_db = creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    call_command("migrate", verbosity=0)
     budgets: list[Budget] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    # A database of its own, so a bench never fights a test run over test_<name>.
+    with (
+        services.bench_database("bench_controlplane") as test_db,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         series = {
             f'bench_value{{shard="{s}"}}': [(T0.timestamp() + m * 60, 1.0) for m in range(0, 61)]
             for s in range(SHARDS)
         }
         with PrometheusServer.with_data(Path(tmp), series) as prometheus:
             at = T0 + timedelta(minutes=30)
-            try:
-                for size in SIZES:
-                    budgets += _measure(size, prometheus.url, at, test_db)
-                budgets.append(_engine_overhead(prometheus.url, at))
-                budgets += _schedule_lag(prometheus.url, test_db)
-            finally:
-                creation.destroy_test_db(test_db, verbosity=0)
+            for size in SIZES:
+                budgets += _measure(size, prometheus.url, at, test_db)
+            budgets.append(_engine_overhead(prometheus.url, at))
+            budgets += _schedule_lag(prometheus.url, test_db)
     return budgets
 
 
@@ -139,8 +113,8 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
     from controlplane.alerting.tasks import batches, evaluate_rules
 
     ids = _seed(size, url)
-    broker, env = _fresh_broker(test_db)
-    workers = _start_workers(env, broker)
+    broker, env = services.fresh_broker(test_db, BROKER_DB)
+    workers = services.start_workers(env, broker)
     try:
         started = time.perf_counter()
         for batch in batches(ids):
@@ -148,10 +122,7 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
         _until_evaluated(workers)
         engine = time.perf_counter() - started
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait()
+        services.stop(workers)
     firing = RuleEvaluation.objects.filter(state="firing").count()
     assert firing == size // BREACHING_EVERY, f"{firing} of {size} rules fired"
     bare = bare_query_seconds(url, size, at.timestamp())
@@ -183,58 +154,6 @@ def _measure(size: int, url: str, at, test_db: str) -> list[Budget]:
     return budgets
 
 
-def _fresh_broker(test_db: str) -> tuple[str, dict]:
-    """An emptied Redis database as the broker of this process and of the workers
-    and beat it starts; returns the broker URL and their environment."""
-    import redis
-
-    from controlplane.celery import app
-
-    broker = "redis://127.0.0.1:6379/13"
-    redis.Redis.from_url(broker).flushdb()
-    os.environ["CELERY_BROKER_URL"] = broker
-    app.conf.update(broker_url=broker, task_always_eager=False)
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": _database_url(test_db),
-    }
-    return broker, env
-
-
-def _start_workers(env: dict, broker: str, count: int = 2):
-    """`count` real workers, each answering a ping before this returns."""
-    from celery.utils.nodenames import host_format
-    from kombu.exceptions import OperationalError
-
-    from controlplane.celery import app
-    from tests import waiting
-    from tests.services import celery_worker_command
-
-    hostnames = [host_format(f"bench{n}@%h") for n in range(count)]
-    logs = [Path(tempfile.gettempdir()) / f"bench-worker-{n}.log" for n in range(count)]
-    workers = [
-        subprocess.Popen(
-            celery_worker_command(hostname, "WARNING"),
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        for hostname, log in zip(hostnames, logs, strict=True)
-    ]
-    for worker, hostname, log in zip(workers, hostnames, logs, strict=True):
-        waiting.until(
-            partial(app.control.ping, destination=[hostname], timeout=1),
-            what=f"the Celery worker {hostname} (a ping through {broker})",
-            process=worker,
-            log=log,
-            retry_on=(OSError, OperationalError),
-        )
-    return workers
-
-
 def _until_evaluated(workers: list[subprocess.Popen]) -> None:
     """Every seeded rule evaluated once; a worker that dies fails the bench at once."""
     from controlplane.alerting.models import RuleEvaluation
@@ -243,10 +162,9 @@ def _until_evaluated(workers: list[subprocess.Popen]) -> None:
     def done() -> bool:
         for n, worker in enumerate(workers):
             if worker.poll() is not None:
-                log = Path(tempfile.gettempdir()) / f"bench-worker-{n}.log"
                 raise RuntimeError(
                     f"bench worker {n} exited with {worker.returncode}:\n"
-                    + log.read_text(errors="replace")[-3000:]
+                    + services.worker_log(n).read_text(errors="replace")[-3000:]
                 )
         return not RuleEvaluation.objects.filter(last_evaluated_at__isnull=True).exists()
 
@@ -277,16 +195,10 @@ def _schedule_lag(url: str, test_db: str) -> list[Budget]:
         RuleEvaluation.objects.filter(rule_id=pk).update(
             due_at=now + LAG_INTERVAL * (n / len(ids)) + timedelta(seconds=LAG_WARM_UP / 2)
         )
-    broker, env = _fresh_broker(test_db)
-    workers = _start_workers(env, broker)
-    beat_log = Path(tempfile.gettempdir()) / "bench-beat.log"
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "beat", "--loglevel=INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=beat_log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    broker, env = services.fresh_broker(test_db, BROKER_DB)
+    workers = services.start_workers(env, broker)
+    beat_log = services.log_path("bench-beat")
+    beat = services.start_beat(env, beat_log)
     seen: dict[tuple[int, object], float] = {}
     try:
         waiting.until(
@@ -304,10 +216,7 @@ def _schedule_lag(url: str, test_db: str) -> list[Budget]:
                     seen.setdefault((rule_id, slot), (began - slot).total_seconds())
             time.sleep(0.5)
     finally:
-        for process in [beat, *workers]:
-            process.terminate()
-        for process in [beat, *workers]:
-            process.wait()
+        services.stop([beat, *workers])
     lags = sorted(seen.values())
     slots: dict[int, list] = {}
     for rule_id, slot in seen:
@@ -366,14 +275,4 @@ def _engine_overhead(url: str, at) -> Budget:
         unit="s",
         goal=0.5,
         note=f"engine {per_rule_ms:.2f} ms per rule",
-    )
-
-
-def _database_url(name: str) -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    return (
-        f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:"
-        f"{db.get('PORT') or 5432}/{name}"
     )

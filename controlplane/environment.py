@@ -184,7 +184,8 @@ def email(name: str) -> dict:
     """EMAIL_URL: smtp://user:pass@host:port, smtp+tls://..., smtps://..., console:, locmem:."""
     raw = string(name)
     if not raw or raw.startswith("console"):
-        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        # Django's console backend, printing to the real stdout even in a Celery worker.
+        return {"EMAIL_BACKEND": "controlplane.paging.transports.mail.ConsoleBackend"}
     if raw.startswith("locmem"):
         return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     parts = _split(name, raw)

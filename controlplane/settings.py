@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "controlplane.catalog",
     "controlplane.alerting",
     "controlplane.paging",
+    "controlplane.oncall",
     "controlplane.api",
     "runbooks",
     "axes",
@@ -267,13 +268,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "observability.logging.JsonFormatter"}},
     "filters": {
-        "quiet_ticks": {"()": "controlplane.quiet_ticks.QuietTicks", "debug": LOG_LEVEL == "DEBUG"}
+        "quiet_ticks": {"()": "controlplane.quiet_ticks.QuietTicks", "debug": LOG_LEVEL == "DEBUG"},
+        "mask_keys": {"()": "controlplane.key_masking.MaskIntegrationKeys"},
     },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["quiet_ticks"],
+            "filters": ["quiet_ticks", "mask_keys"],
         }
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
@@ -299,5 +301,17 @@ PROMQL_CHECK_SECONDS = env.integer("PROMQL_CHECK_SECONDS", 3, minimum=1)
 # and whether each commit nudges a worker at once (beat's tick finds events anyway).
 ALERT_EVENT_LEASE_SECONDS = env.integer("ALERT_EVENT_LEASE_SECONDS", 60, minimum=1)
 ALERT_EVENT_NUDGE = env.boolean("ALERT_EVENT_NUDGE", default=True)
+# Paging (docs/paging.md): how long a delivery worker holds the notifications it claimed.
+# Longer than any send can take (the outbound guard cuts an exchange at twice its 10 s
+# timeout), so a live worker never loses a row it is sending; a killed worker's rows go
+# out again when it runs out.
+PAGING_LEASE_SECONDS = env.integer("PAGING_LEASE_SECONDS", 60, minimum=1)
 # Consumers beyond those the contexts register themselves: name=dotted.path.to.handler
 ALERT_EVENT_CONSUMERS = env.named_paths("ALERT_EVENT_CONSUMERS")
+
+# The calendar.queue signal's limits (docs/oncall.md): schedules in the backlog, and
+# how old an overdue schedule's last successful synchronisation may be.
+CALENDAR_QUEUE_MOST_BACKLOG = env.integer("CALENDAR_QUEUE_MOST_BACKLOG", 3, minimum=0)
+CALENDAR_QUEUE_LONGEST_DELAY_SECONDS = env.integer(
+    "CALENDAR_QUEUE_LONGEST_DELAY_SECONDS", 3600, minimum=0
+)

@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
 from controlplane import views
+from controlplane.alerting import drill
 from controlplane.api.errors import endpoint_not_found
 
 admin.site.site_header = "Observability control plane"
@@ -17,8 +19,15 @@ urlpatterns = [
     re_path(r"^api/", endpoint_not_found),
     path("runbooks/", include("runbooks.urls")),
     path("alerts/", include("controlplane.alerting.urls")),
+    path("alerts/", include("controlplane.paging.urls")),
+    path("oncall/", include("controlplane.oncall.urls")),
     path("", include("observability.urls")),
 ]
+
+if settings.DEBUG:
+    # The demo's drill (manage.py drill): a 500 and a slow answer on purpose. Never
+    # routed with DEBUG off.
+    urlpatterns.append(path(drill.PREFIX, include(drill)))
 
 handler400 = "controlplane.views.bad_request"
 handler404 = "controlplane.views.not_found"

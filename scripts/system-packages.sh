@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests and the demo use: Prometheus (with promtool) and Chromium;
-# with --bench also the load generator wrk.
+# Debian packages the tests and the demo use: Prometheus (with promtool), Alertmanager
+# and Chromium; with --bench also the load generator wrk.
 # As root they are installed with apt-get; otherwise we say what to install.
 # With --optional (the demo) a missing package is reported, never fatal.
 set -euo pipefail
@@ -16,6 +16,7 @@ done
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null || missing+=(chromium)
 $bench && { command -v wrk >/dev/null || missing+=(wrk); }
 [ ${#missing[@]} -eq 0 ] && exit 0

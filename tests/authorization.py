@@ -36,14 +36,18 @@ from rest_framework.test import APIClient
 
 from controlplane.alerting.models import AlertEvent
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
+from controlplane.oncall.models import Responder
+from controlplane.paging import links
 from controlplane.paging.models import Notification
 from runbooks.models import RunbookRevision
 from tests.factories import (
     make_alert,
     make_channel,
+    make_integration,
     make_policy,
     make_rule,
     make_runbook,
+    make_schedule,
     make_silence,
     make_source,
     make_user,
@@ -103,7 +107,7 @@ def row(*answers: Answer | str) -> dict[str, Answer | str]:
 
 # Kinds with no text of their own show another kind's marker: a revision its
 # runbook's title, a membership its user's name.
-SHOWN_AS = {"revision": "runbook", "membership": "user"}
+SHOWN_AS = {"revision": "runbook", "membership": "user", "responder": "user"}
 
 
 @dataclass
@@ -199,6 +203,9 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
         event="trigger",
         last_error=mark("notification"),
     )
+    integration, key = make_integration(organization, f"am-{letter}", name=mark("alertmanager"))
+    # The key is its intake URL's credential, shown once: kept here for lookups().
+    integration.key = key
     held.objects = {
         "organization": organization,
         "service": service,
@@ -219,6 +226,9 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
             organization, f"policy-{letter}", name=mark("policy"), steps=[(0, [hook])]
         ),
         "notification": notification,
+        "alertmanager": integration,
+        "schedule": make_schedule(organization, f"schedule-{letter}", name=mark("schedule")),
+        "responder": Responder.objects.create(organization=organization, user=member),
     }
     return held
 
@@ -316,6 +326,15 @@ def _bearer(token: str) -> APIClient:
     client = _client()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+def one_click_token(held: Holdings) -> str:
+    """A valid one-click link (paging/links.py) of the organisation's notification."""
+    notification = held.objects["notification"]
+    link = links.Link(
+        notification.alert_id, notification.pk, links.Action.ACKNOWLEDGE, timezone.now()
+    )
+    return links.issue(link)
 
 
 # --- what there is to check ------------------------------------------------------------
@@ -533,7 +552,7 @@ def fill(template: str, values: Mapping[str, Any]) -> str:
 def lookups(obj: models.Model) -> dict[str, Any]:
     """The values an object is named by in URLs, under every name a route uses."""
     values: dict[str, Any] = {"id": obj.pk, "pk": obj.pk, "object_id": obj.pk}
-    for name in ("slug", "key", "name"):
+    for name in ("slug", "key", "name", "export_key"):
         if hasattr(obj, name):
             values[name] = getattr(obj, name)
     if isinstance(obj, RunbookRevision):  # /runbooks/<slug>/revisions/<revision_id>/

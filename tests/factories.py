@@ -14,7 +14,12 @@ from controlplane.alerting.models import Alert, AlertEvent, AlertRule, RuleEvalu
 from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import MetricSource, Organization
 from controlplane.paging import channels
-from controlplane.paging.models import EscalationPolicy, EscalationStep, NotificationChannel
+from controlplane.paging.models import (
+    AlertmanagerIntegration,
+    EscalationPolicy,
+    EscalationStep,
+    NotificationChannel,
+)
 from runbooks.models import Runbook, Via
 
 
@@ -162,3 +167,37 @@ def make_policy(
         step.channels.set(step_channels)
     policy.check_snapshot()
     return policy
+
+
+def make_integration(
+    organization: Organization, slug: str = "prod-am", **fields: Any
+) -> tuple[AlertmanagerIntegration, str]:
+    """An Alertmanager integration and its key (shown once, as the admin shows it)."""
+    integration = AlertmanagerIntegration(organization=organization, slug=slug, **fields)
+    key = integration.new_key()
+    integration.full_clean()
+    integration.save()
+    return integration, key
+
+
+def make_schedule(organization: Organization, slug: str = "primary", **fields: Any):
+    """An on-call schedule (a pasted calendar unless `ics_url` is given), checked as the
+    admin checks it; not synchronised yet."""
+    from controlplane.oncall.models import OnCallSchedule
+
+    fields.setdefault("name", slug.title())
+    fields.setdefault("time_zone", "Europe/Paris")
+    if not fields.get("ics_url"):
+        fields.setdefault("ics_text", ONE_SHIFT_ICS)
+    schedule = OnCallSchedule(organization=organization, slug=slug, **fields)
+    schedule.full_clean(exclude=["export_key"])
+    schedule.save()
+    return schedule
+
+
+# A calendar with one event, naming nobody in particular.
+ONE_SHIFT_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VEVENT\r\nUID:one\r\n"
+    "DTSTART:20260101T000000Z\r\nDTEND:20260102T000000Z\r\nSUMMARY:nobody\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)

@@ -19,6 +19,12 @@ with a temporary (451) or permanent (550) reply, at DATA or at RCPT.
 The checks are written from PROTOCOLS.md, not from our payload code, and the webhook
 signature is verified here by its own HMAC, so a bug shared by a payload builder and
 its check cannot pass unnoticed.
+
+What each message said, alert by alert: `receiver.delivered()` lists a `Notified`
+(alert id, event, trace id) for every alert in every message the receiver accepted, so
+a test counts notifications, not requests, whether they came alone or bundled (a
+webhook's `alerts`, a Slack message or an email listing several). Pass `port=` to
+start a receiver where one was stopped: a receiver that is down, then up again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import smtplib
 import threading
 import time
@@ -63,6 +70,38 @@ class Received:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class Notified:
+    """One alert's notification found in a message a receiver took."""
+
+    alert_id: int | None  # None when the message does not say which alert
+    event: str  # trigger, reminder, acknowledge, resolve, test
+    trace_id: str  # "" when the message carries none
+
+
+# Our messages' titles by event (paging.payloads.EVENT_TITLES), written out here: a
+# changed wording should fail a test rather than pass unread.
+_EVENTS_BY_TITLE = {
+    "Firing": "trigger",
+    "Still firing": "reminder",
+    "Acknowledged": "acknowledge",
+    "Resolved": "resolve",
+    "Test": "test",
+}
+
+
+def _block_texts(block: Any) -> list[str]:
+    """The texts of a Slack block: its text, its fields', its context elements'."""
+    if not isinstance(block, dict):
+        return []
+    items = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
+    return [
+        item["text"]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("text"), str)
+    ]
 
 
 @dataclass(frozen=True)
@@ -104,7 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
         if act is None:
             act = receiver.answer_for(received)
         if isinstance(act, _Hang):
-            if receiver._closing.wait(act.seconds):
+            receiver._wake.wait(act.seconds)  # its time is up, or released, or closing
+            if receiver._closing.is_set():
                 return  # closing: the sender gave up long ago
             act = receiver.answer_for(received)
         if isinstance(act, _Garbage):
@@ -142,12 +182,15 @@ class HttpReceiver:
 
     name = "receiver"
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self._script: deque[_Act] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._wake = threading.Event()  # set by release() and close(): hangs end
+        # Port 0: a free one. A given port: where a stopped receiver was (bound again at
+        # once: the server sets SO_REUSEADDR).
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.receiver = self
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -172,6 +215,12 @@ class HttpReceiver:
         """Say nothing to the next `count` requests for `seconds` (then answer normally);
         closing the receiver ends the wait."""
         self._add(count, _Hang(seconds))
+
+    def release(self) -> None:
+        """End the hangs under way now: they answer normally at once."""
+        with self._lock:
+            woken, self._wake = self._wake, threading.Event()
+        woken.set()
 
     def garbage_next(self, count: int) -> None:
         """Answer the next `count` requests with bytes that are not HTTP, and hang up."""
@@ -214,6 +263,16 @@ class HttpReceiver:
         """The service's own answer: its success, or its 400 for a bad payload."""
         raise NotImplementedError
 
+    def notified(self, received: Received) -> list[Notified]:
+        """The alerts one request told of (several for a bundle)."""
+        raise NotImplementedError
+
+    def delivered(self) -> list[Notified]:
+        """Every alert told of by a request this receiver accepted (answered 2xx)."""
+        with self._lock:
+            accepted = [r for r in self.requests if r.answered and 200 <= r.answered < 300]
+        return [notice for received in accepted for notice in self.notified(received)]
+
     def until_received(self, count: int) -> list[Received]:
         """Wait until `count` requests have arrived (for a sender that stopped waiting
         before the receiver recorded, e.g. after a timeout)."""
@@ -224,6 +283,7 @@ class HttpReceiver:
 
     def close(self) -> None:
         self._closing.set()
+        self._wake.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(DEADLINE)
@@ -313,6 +373,36 @@ class SlackReceiver(HttpReceiver):
             return _Answer(200, b"ok", {"Content-Type": "text/html"})
         return _Answer(400, b"invalid_payload", {"Content-Type": "text/html"})
 
+    # A message, alone or bundled, tells of each alert in reading order: a title that
+    # begins a block ("<emoji> Firing: …", or "<emoji> *[CRITICAL] Firing: …*" in a
+    # bundle), then its alert page link, then its trace id.
+    _TITLE = re.compile(
+        r"^:[a-z0-9_+-]+: (?:\*\[[A-Z]+\] )?(?:\[TEST\] )?"
+        r"(Still firing|Firing|Acknowledged|Resolved|Test): "
+    )
+    _ALERT_PAGE = re.compile(r"/alerts/(\d+)/\|Alert page>")
+    _TRACE = re.compile(r"Trace `([^`]*)`")
+
+    def notified(self, received: Received) -> list[Notified]:
+        found: list[dict[str, Any]] = []
+        for block in (received.body or {}).get("blocks", []):
+            for text in _block_texts(block):
+                title = self._TITLE.match(text)
+                if title:
+                    found.append({"event": _EVENTS_BY_TITLE[title.group(1)]})
+                if not found:
+                    continue
+                page = self._ALERT_PAGE.search(text)
+                if page and "alert_id" not in found[-1]:
+                    found[-1]["alert_id"] = int(page.group(1))
+                trace = self._TRACE.search(text)
+                if trace and "trace_id" not in found[-1]:
+                    found[-1]["trace_id"] = "" if trace.group(1) == "none" else trace.group(1)
+        return [
+            Notified(item.get("alert_id"), item["event"], item.get("trace_id", ""))
+            for item in found
+        ]
+
 
 class PagerDutyReceiver(HttpReceiver):
     """PagerDuty Events API v2 (`POST /v2/enqueue`)."""
@@ -385,6 +475,40 @@ class PagerDutyReceiver(HttpReceiver):
             status = 400
         return _Answer(status, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
+    def notified(self, received: Received) -> list[Notified]:
+        """A trigger names its alert in custom_details; an acknowledge or a resolve
+        carries only the dedup_key, so its alert is the one of a trigger with that key
+        accepted before it. None when there was none: PagerDuty drops a follow-up for a
+        key it does not know (PROTOCOLS.md), so it reached no incident."""
+        body = received.body if isinstance(received.body, dict) else {}
+        action = body.get("event_action")
+        if action == "trigger":
+            details = (body.get("payload") or {}).get("custom_details") or {}
+            return [
+                Notified(
+                    details.get("alert_id"),
+                    details.get("event", "trigger"),
+                    details.get("trace_id") or "",
+                )
+            ]
+        return [Notified(self.alert_of(body.get("dedup_key"), before=received), action or "", "")]
+
+    def alert_of(self, dedup_key: str | None, before: Received | None = None) -> int | None:
+        """The alert of the first trigger accepted with `dedup_key` (before the request
+        `before`, when given)."""
+        with self._lock:
+            for request in self.requests:
+                if request is before:
+                    break
+                body = request.body if isinstance(request.body, dict) else {}
+                if (
+                    request.answered == 202
+                    and body.get("event_action") == "trigger"
+                    and body.get("dedup_key") == dedup_key
+                ):
+                    return body["payload"]["custom_details"].get("alert_id")
+        return None
+
 
 class WebhookReceiver(HttpReceiver):
     """An Alertmanager webhook (version 4) receiver that also wants our `trace_id`, and,
@@ -413,10 +537,10 @@ class WebhookReceiver(HttpReceiver):
         "alerts",
     )
 
-    def __init__(self, secret: str = "", tolerance: float = 300) -> None:
+    def __init__(self, secret: str = "", tolerance: float = 300, port: int = 0) -> None:
         self.secret = secret
         self.tolerance = tolerance
-        super().__init__()
+        super().__init__(port)
 
     def check(self, raw: bytes, body: Any, headers: Mapping[str, str]) -> list[str]:
         problems = _json_content_type(headers) + self._signature(raw, headers)
@@ -481,6 +605,14 @@ class WebhookReceiver(HttpReceiver):
         if received.valid:
             return _Answer(200, b"", {})
         return _Answer(400, b"", {})
+
+    def notified(self, received: Received) -> list[Notified]:
+        body = received.body if isinstance(received.body, dict) else {}
+        return [
+            Notified(alert.get("alert_id"), alert.get("event", ""), alert.get("trace_id") or "")
+            for alert in body.get("alerts", [])
+            if isinstance(alert, dict)
+        ]
 
 
 # SMTP.
@@ -584,6 +716,30 @@ class SmtpReceiver:
         mail = ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message, time.time())
         with self._lock:
             self.messages.append(mail)
+
+    # The text part tells of each alert, alone or bundled, as lines of its own.
+    _STATE = re.compile(r"^State: +(.+)$", re.MULTILINE)
+    _ALERT_PAGE = re.compile(r"^Alert page: +\S*/alerts/(\d+)/$", re.MULTILINE)
+    _TRACE = re.compile(r"^Trace id: +(\S+)$", re.MULTILINE)
+
+    @classmethod
+    def notified(cls, mail: ReceivedMail) -> list[Notified]:
+        text = mail.message.get_body(preferencelist=("plain",)).get_content()
+        states = cls._STATE.findall(text)
+        pages = [int(pk) for pk in cls._ALERT_PAGE.findall(text)]
+        traces = ["" if t == "none" else t for t in cls._TRACE.findall(text)]
+        if not len(states) == len(pages) == len(traces):
+            raise AssertionError(f"cannot tell the alerts of this mail apart:\n{text}")
+        return [
+            Notified(pk, _EVENTS_BY_TITLE[state], trace)
+            for state, pk, trace in zip(states, pages, traces, strict=True)
+        ]
+
+    def delivered(self) -> list[Notified]:
+        """Every alert told of by a message this server took."""
+        with self._lock:
+            taken = list(self.messages)
+        return [notice for mail in taken for notice in self.notified(mail)]
 
     def close(self) -> None:
         self._controller.stop()

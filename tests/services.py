@@ -90,6 +90,14 @@ def celery_worker_command(hostname: str, loglevel: str = "INFO") -> list[str]:
     ]
 
 
+def celery_beat_command(loglevel: str = "INFO") -> list[str]:
+    """A real `celery beat` for tests: the settings' DatabaseScheduler (django-celery-beat).
+    Celery writes no PID file unless asked, so runs side by side do not collide."""
+    import sys
+
+    return [sys.executable, "-m", "celery", "-A", "controlplane", "beat", f"--loglevel={loglevel}"]
+
+
 class BlackHole:
     """A loopback port that takes connections and never answers: a source aimed at it
     stalls until its client's timeout. `connections` counts how often it was asked."""

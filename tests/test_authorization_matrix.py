@@ -42,12 +42,15 @@ from tests.authorization import (
     World,
     row,
 )
+from tests.factories import ONE_SHIFT_ICS
 
 pytestmark = pytest.mark.django_db
 
 # --- the API ---------------------------------------------------------------------------
 
 READ, WRITE, RESPOND, PUBLIC, NO_ROUTE = "read", "write", "respond", "public", "no route"
+# Alertmanager's two ways in: a write token, or the integration's key in the URL.
+AM_TOKEN, AM_KEY = "alertmanager with a token", "alertmanager with a key"
 
 # Who may do what through the API. A caller who may not write anywhere is refused
 # before any object is looked up (403); another organisation's object is not found.
@@ -63,6 +66,11 @@ API_ACCESS = {
     (WRITE, FOREIGN): row(404,    403,      403,   403,     404,      404,     403,       401),
     (RESPOND, OWN):   row(OK,     OK,       403,   403,     OK,       403,     404,       401),
     (RESPOND, FOREIGN): row(404,  404,      404,   403,     404,      404,     404,       401),
+    # Sessions are no way in for Alertmanager: a write token is.
+    (AM_TOKEN, NONE): row(401,    401,      401,   403,     OK,       401,     401,       401),
+    # The key is the credential, whoever holds it: it opens its own integration only.
+    (AM_KEY, OWN):    row(OK,     OK,       OK,    OK,      OK,       OK,      OK,        OK),
+    (AM_KEY, FOREIGN): row(OK,    OK,       OK,    OK,      OK,       OK,      OK,        OK),
 }  # fmt: skip
 
 
@@ -83,6 +91,18 @@ NEW_SOURCE = {"name": "matrix-new", "url": "http://prometheus.example:9090"}
 NEW_CHANNEL = {"name": "matrix-new", "kind": "email", "config": {"to": ["new@example.com"]}}
 STEPS = [{"delay": "0s", "channels": [authz.SHARED_CHANNEL_NAME]}]
 NEW_POLICY = {"slug": "matrix-new", "name": "New", "steps": STEPS}
+NEW_SCHEDULE = {"slug": "matrix-new", "name": "New", "ics_text": ONE_SHIFT_ICS}
+AM_PAYLOAD = {
+    "version": "4",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "Matrix"},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "fingerprint": "0123456789abcdef",
+        }
+    ],
+}
 
 API = {
     "GET /api/v1/alerts/":                   Op(READ, lists="alert"),
@@ -122,6 +142,15 @@ API = {
     "PATCH /api/v1/escalation-policies/{slug}/": Op(WRITE, "policy", body={"repeat": 0}),
     "DELETE /api/v1/escalation-policies/{slug}/": Op(WRITE, "policy", ok=204),
     "GET /api/v1/notifications/":            Op(READ, lists="notification"),
+    "POST /api/v1/integrations/alertmanager/": Op(AM_TOKEN, body=AM_PAYLOAD),
+    "POST /api/v1/integrations/alertmanager/{key}/": Op(AM_KEY, "alertmanager", body=AM_PAYLOAD),
+    "GET /api/v1/schedules/":                Op(READ, lists="schedule"),
+    "POST /api/v1/schedules/":               Op(WRITE, ok=201, body=NEW_SCHEDULE),
+    "GET /api/v1/schedules/{slug}/":         Op(READ, "schedule"),
+    "PATCH /api/v1/schedules/{slug}/":       Op(WRITE, "schedule", body={"name": "Renamed"}),
+    "DELETE /api/v1/schedules/{slug}/":      Op(WRITE, "schedule", ok=204),
+    "GET /api/v1/schedules/{slug}/oncall/":  Op(READ, "schedule"),
+    "POST /api/v1/schedules/{slug}/sync/":   Op(WRITE, "schedule", ok=202, body={}),
 }  # fmt: skip
 
 # --- the admin's models -------------------------------------------------------------
@@ -144,6 +173,9 @@ ADMIN_MODELS = {
     "paging.notificationchannel":       SCOPED,
     "paging.escalationpolicy":          SCOPED,
     "paging.notification":              READ_ONLY,
+    "paging.alertmanagerintegration":   SCOPED,
+    "oncall.oncallschedule":            SCOPED,
+    "oncall.responder":                 SCOPED,
     "auth.user":                        SUPERUSERS,
     "auth.group":                       SUPERUSERS,
     "django_celery_beat.periodictask":  SUPERUSERS,
@@ -166,6 +198,8 @@ STAFF, ADMIN_LOGIN_PAGE = "staff", "admin login"
 READERS, READERS_APP, SUPERUSERS_APP = "readers", "readers' app", "superusers' app"
 LOGGING_OUT, ADMIN_LOGGING_OUT, ADMIN_NO_ROUTE = "log out", "admin log out", "admin: no route"
 SCRAPERS = "scrapers"
+LINK_HOLDERS = "link holders"
+KEY_HOLDERS = "key holders"
 
 # Pages know sessions only: a bearer token is nobody there.
 PAGE_ACCESS = {
@@ -184,6 +218,14 @@ PAGE_ACCESS = {
     (MEMBERS, SHARED):   row(OK,     OK,       OK,    LOGIN,   LOGIN,    OK,      404,       LOGIN),
     (RESPONDERS, OWN):   row(OK,     OK,       403,   LOGIN,   LOGIN,    403,     404,       LOGIN),
     (RESPONDERS, FOREIGN): row(404,  404,      404,   LOGIN,   LOGIN,    404,     404,       LOGIN),
+    # A signed one-click link is its own credential: the same answer whoever follows
+    # it, signed in or not; a link of one alert opens nothing of another.
+    (LINK_HOLDERS, OWN): row(OK,     OK,       OK,    OK,      OK,       OK,      OK,        OK),
+    (LINK_HOLDERS, FOREIGN): row(400, 400,     400,   400,     400,      400,     400,       400),
+    # A schedule's ICS export: the key in its URL is the credential (calendar apps hold
+    # no session), whoever follows it and whichever organisation it is of.
+    (KEY_HOLDERS, OWN):  row(OK,     OK,       OK,    OK,      OK,       OK,      OK,        OK),
+    (KEY_HOLDERS, FOREIGN): row(OK,  OK,       OK,    OK,      OK,       OK,      OK,        OK),
     # The admin site's own views: staff accounts, whatever their organisations.
     (STAFF, NONE):       row(OK, OK, OK, ADMIN_LOGIN, ADMIN_LOGIN, OK, OK, ADMIN_LOGIN),
     (ADMIN_LOGIN_PAGE, NONE): row(ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, OK, OK, ADMIN_INDEX,
@@ -224,6 +266,9 @@ def admin_app_pages() -> list[Page]:
 
 
 BACK = "back to the object's page"
+# The token of a one-click link of the caller's organisation's alert, whichever alert
+# the path names (another's: the link is refused).
+ONE_CLICK = "a signed link of the own alert"
 AUTOCOMPLETE = "/admin/autocomplete/?app_label=alerting&model_name=alertrule&field_name=service"
 
 PAGES: dict[str, Page | list[Page]] = {
@@ -238,7 +283,16 @@ PAGES: dict[str, Page | list[Page]] = {
     "POST /alerts/<pk>/resolve/":              Page(RESPONDERS, "alert", ok=BACK,
                                                     body={}),
     "GET /alerts/<pk>/resolve/":               Page(NOT_ALLOWED, "alert"),
+    "POST /alerts/<pk>/reapply/":              Page(RESPONDERS, "alert", ok=BACK, body={}),
+    "GET /alerts/<pk>/reapply/":               Page(NOT_ALLOWED, "alert"),
+    "GET /alerts/<pk>/respond/<token>/":       Page(LINK_HOLDERS, "alert",
+                                                    args={"token": ONE_CLICK}),
+    "POST /alerts/<pk>/respond/<token>/":      Page(LINK_HOLDERS, "alert",
+                                                    args={"token": ONE_CLICK}, body={}),
     "GET /runbooks/":                          Page(SIGNED_IN, lists="runbook"),
+    "GET /oncall/":                            Page(SIGNED_IN, lists="schedule"),
+    "GET /oncall/<slug>/":                     Page(MEMBERS, "schedule"),
+    "GET /oncall/feeds/<export_key>.ics":      Page(KEY_HOLDERS, "schedule"),
     "GET /runbooks/<slug>/":                   Page(MEMBERS, "runbook"),
     "GET /runbooks/<slug>/revisions/":         Page(MEMBERS, "runbook"),
     "GET /runbooks/<slug>/revisions/<revision_id>/": Page(MEMBERS, "revision"),
@@ -505,6 +559,8 @@ def page_cells(world: World, identity: str) -> Iterator[Cell]:
                 if page.kind:
                     obj = world.holdings(target).objects[page.kind]
                     values = {**authz.lookups(obj), **values}
+                if values.get("token") == ONE_CLICK:
+                    values["token"] = authz.one_click_token(world.own)
                     if method == "GET" and target != FOREIGN:
                         shows = world.holdings(target).marker(page.kind)
                 ok = page.ok

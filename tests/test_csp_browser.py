@@ -18,7 +18,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from controlplane.catalog.models import Membership, Organization, Role, Service
 from runbooks.models import Runbook, Via
 from tests.browser import chromium, failed_responses, sign_in
-from tests.factories import make_alert, make_rule
+from tests.factories import make_alert, make_rule, make_schedule
 from tests.waiting import DEADLINE
 
 PASSWORD = "correct horse battery"
@@ -73,17 +73,21 @@ def test_the_pages_admin_and_docs_load_with_no_policy_violation(
     crontab = CrontabSchedule.objects.create(minute="*/5")
     task = PeriodicTask.objects.create(name="tick", task="controlplane.probe", crontab=crontab)
     view_on_site = f"/admin/r/{ContentType.objects.get_for_model(Runbook).pk}/{runbook.pk}/"
+    schedule = make_schedule(org)
     pages = [
         "/",
         "/alerts/",
         alert.get_absolute_url(),
         "/runbooks/",
         runbook.get_absolute_url(),
+        "/oncall/",
+        schedule.get_absolute_url(),
         "/admin/",
         "/admin/alerting/alert/",
         f"/admin/alerting/alert/{alert.pk}/change/",
         "/admin/runbooks/runbook/",
         f"/admin/runbooks/runbook/{runbook.pk}/change/",
+        f"/admin/oncall/oncallschedule/{schedule.pk}/change/",
         f"/admin/catalog/organization/{org.pk}/change/",  # the membership autocomplete
         f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
         "/admin/django_celery_beat/periodictask/add/",

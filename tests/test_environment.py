@@ -37,6 +37,7 @@ def start(**variables) -> subprocess.CompletedProcess:
         ("SITE_URL", "http://[::1"),
         ("ALERT_EVENT_LEASE_SECONDS", "soon"),
         ("ALERT_EVENT_LEASE_SECONDS", "0"),
+        ("PAGING_LEASE_SECONDS", "0"),
         ("ALERT_EVENT_NUDGE", "sometimes"),
         ("ALERT_EVENT_CONSUMERS", "paging"),
         ("ALERT_EVENT_CONSUMERS", "paging=not a path"),

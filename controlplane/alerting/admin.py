@@ -1,7 +1,9 @@
 """Rules, alerts and silences in the admin, behind the organisation walls.
 
-Alerts change state only through `lifecycle`: the admin shows them read-only and
-offers acknowledge and resolve as actions, open to responders and managers.
+Alerts change state only through `lifecycle`: the admin shows them read-only, with
+their timeline and their notifications, and offers acknowledge, resolve and re-apply
+the current escalation policy (paging/incident.py) as actions, open to responders and
+managers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from controlplane.alerting.templates import humanize
 from controlplane.catalog import tenancy
 from controlplane.catalog.actors import Actor
 from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline, ReadOnlyRows
+from controlplane.paging import incident
+from controlplane.paging.models import Notification
 
 # The label that sets a test alert apart from the rule's real instances.
 TEST_LABELS = {"test": "true"}
@@ -207,6 +211,29 @@ class AlertEventInline(ReadOnlyInline):
     verbose_name_plural = "timeline"
 
 
+class NotificationInline(ReadOnlyInline):
+    """The alert's notifications, as the ledger has them (paging writes them)."""
+
+    model = Notification
+    fields = [
+        "created_at",
+        "channel_name",
+        "channel_kind",
+        "event",
+        "step",
+        "loop",
+        "reminder",
+        "state",
+        "attempts",
+        "last_status",
+        "last_error",
+        "sent_at",
+    ]
+    readonly_fields = fields
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = "notifications"
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyRows, OrganizationScopedAdmin):
     list_display = [
@@ -229,8 +256,8 @@ class AlertAdmin(ReadOnlyRows, OrganizationScopedAdmin):
     search_fields = ["rule_key", "labels"]
     list_select_related = ["organization", "service"]
     date_hierarchy = "started_at"
-    inlines = [AlertEventInline]
-    actions = ["acknowledge", "resolve"]
+    inlines = [AlertEventInline, NotificationInline]
+    actions = ["acknowledge", "resolve", "reapply_current_policy"]
     fields = [
         "organization",
         "rule",
@@ -286,6 +313,21 @@ class AlertAdmin(ReadOnlyRows, OrganizationScopedAdmin):
             for alert in self._respondable(request, queryset)
         )
         self._report(request, "resolved", done, selected, "already resolved")
+
+    @admin.action(description="Re-apply the current escalation policy", permissions=["respond"])
+    def reapply_current_policy(self, request: HttpRequest, queryset: QuerySet) -> None:
+        selected = queryset.count()
+        actor = Actor.user(request.user)
+        done, reasons = 0, set()
+        for alert in self._respondable(request, queryset):
+            try:
+                incident.reapply_current(alert, actor)
+            except incident.CannotReapply as refused:
+                reasons.add(str(refused).rstrip("."))
+            else:
+                done += 1
+        why_not = "; ".join(sorted(reasons)) or "nothing to re-apply"
+        self._report(request, "switched to the current policy", done, selected, why_not)
 
     def _report(self, request, verb: str, done: int, selected: int, why_not: str) -> None:
         message = f"{done} alert(s) {verb}."

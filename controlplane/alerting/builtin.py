@@ -67,6 +67,26 @@ BUILTIN_RULES = [
         "runbook": "source-down",
         "needs_source": False,
     },
+    {
+        # The signal returns breaching series only, each limit its own (oncall.queue).
+        "key": "calendar.queue",
+        "name": "On-call calendars are not synchronised on time",
+        "severity": Severity.CRITICAL,
+        "expr": "calendar.queue",
+        "op": "",
+        "threshold": None,
+        "for_duration": timedelta(minutes=5),
+        "annotations": {
+            "summary": "On-call calendars behind ({{ $labels.reason }}) "
+            "{{ $labels.schedule }}: {{ $value | humanize }}",
+            "description": "backlog: schedules due and not synchronised, failing ones "
+            "included; late: seconds since the schedule's last successful "
+            "synchronisation (its sync's trace: {{ $labels.trace_id }}). Who is on call "
+            "comes from the last good shifts meanwhile.",
+        },
+        "runbook": "calendar-queue",
+        "needs_source": False,
+    },
 ]
 
 

@@ -63,10 +63,17 @@ def audit_tags(rule: AlertRule, actor: Actor) -> dict[str, str | None]:
 
 
 def active_silence(rule: AlertRule, labels: Mapping[str, str], at=None) -> Silence | None:
+    service = rule.service.slug if rule.service_id else None
+    return _silence_covering(rule.organization_id, rule.key, service, labels, at)
+
+
+def _silence_covering(
+    organization_id: int, rule_key: str, service: str | None, labels: Mapping[str, str], at=None
+) -> Silence | None:
     at = at or timezone.now()
-    alert_subject = subject(rule.key, rule.service.slug if rule.service_id else None, labels)
+    alert_subject = subject(rule_key, service, labels)
     for silence in Silence.objects.filter(
-        organization_id=rule.organization_id, starts_at__lte=at, ends_at__gt=at
+        organization_id=organization_id, starts_at__lte=at, ends_at__gt=at
     ):
         if covers(parse_matchers(silence.matchers), alert_subject):
             return silence
@@ -89,14 +96,9 @@ def open_alert(
     Returns (alert, created). The database refuses a second open alert for the same
     fingerprint, so two workers racing here end with one alert.
     """
-    existing = (
-        Alert.objects.filter(organization_id=rule.organization_id, fingerprint=fingerprint)
-        .exclude(state=Alert.State.RESOLVED)
-        .first()
-    )
+    existing = _open_alert_of(rule.organization_id, fingerprint)
     if existing is not None:
         return existing, False
-    silence = active_silence(rule, labels)
     alert = Alert(
         organization_id=rule.organization_id,
         rule=rule,
@@ -113,18 +115,34 @@ def open_alert(
         audit=audit_tags(rule, actor),
         actor=actor.spec,
         is_test=is_test,
-        silenced_by=silence,
+        silenced_by=active_silence(rule, labels),
     )
+    return _insert_opened(
+        alert,
+        actor,
+        note="test alert" if is_test else "",
+        details={"value": _json_value(value), "annotations": dict(annotations)},
+    )
+
+
+def _open_alert_of(organization_id: int, fingerprint: str) -> Alert | None:
+    return (
+        Alert.objects.filter(organization_id=organization_id, fingerprint=fingerprint)
+        .exclude(state=Alert.State.RESOLVED)
+        .first()
+    )
+
+
+def _insert_opened(
+    alert: Alert, actor: Actor, note: str, details: Mapping[str, Any]
+) -> tuple[Alert, bool]:
+    """Save a new open alert with its opening (and silencing) events, or return the one a
+    racing writer opened first: the database refuses a second open alert per fingerprint."""
+    silence = alert.silenced_by
     try:
         with transaction.atomic():
             alert.save()
-            record(
-                alert,
-                AlertEvent.Kind.OPENED,
-                actor,
-                note="test alert" if is_test else "",
-                details={"value": _json_value(value), "annotations": dict(annotations)},
-            )
+            record(alert, AlertEvent.Kind.OPENED, actor, note=note, details=details)
             if silence is not None:
                 record(
                     alert,
@@ -133,15 +151,89 @@ def open_alert(
                     f"silence {silence.pk}: {silence.comment}",
                 )
     except IntegrityError:
-        winner = (
-            Alert.objects.filter(organization_id=rule.organization_id, fingerprint=fingerprint)
-            .exclude(state=Alert.State.RESOLVED)
-            .first()
-        )
+        winner = _open_alert_of(alert.organization_id, alert.fingerprint)
         if winner is None:
             raise
         return winner, False
     return alert, True
+
+
+def open_from_alertmanager(
+    integration: Any,
+    fingerprint: str,
+    *,
+    rule_key: str,
+    severity: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    runbook_url: str,
+    started_at: datetime,
+    details: Mapping[str, Any],
+    actor: Actor,
+) -> tuple[Alert, bool]:
+    """Open the alert an Alertmanager integration (paging.AlertmanagerIntegration)
+    reports, or return the one already open: as `open_alert`, with the integration in
+    the place of a rule. Returns (alert, created)."""
+    existing = _open_alert_of(integration.organization_id, fingerprint)
+    if existing is not None:
+        return existing, False
+    service = integration.service.slug if integration.service_id else None
+    ids = context.current()
+    alert = Alert(
+        organization_id=integration.organization_id,
+        alertmanager=integration,
+        rule_key=rule_key,
+        service_id=integration.service_id,
+        fingerprint=fingerprint,
+        severity=severity,
+        labels=dict(labels),
+        annotations=dict(annotations),
+        runbook_url=runbook_url,
+        started_at=started_at,
+        trace_id=tracing.current_trace_id() or "",
+        span_id=tracing.current_span_id() or "",
+        audit={
+            "organization": str(integration.organization_id),
+            "service": service,
+            "rule": rule_key,
+            "alertmanager": integration.slug,
+            "actor": actor.spec,
+            "request_id": ids.request_id,
+            "user_id": ids.user_id,
+        },
+        actor=actor.spec,
+        silenced_by=_silence_covering(integration.organization_id, rule_key, service, labels),
+    )
+    return _insert_opened(
+        alert,
+        actor,
+        note=f"from Alertmanager ({integration.slug})",
+        details={"value": None, "annotations": dict(annotations), "alertmanager": dict(details)},
+    )
+
+
+def refresh_from_alertmanager(
+    alert_id: int,
+    *,
+    rule_key: str,
+    severity: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    runbook_url: str,
+) -> int:
+    """Carry what Alertmanager now says of an open alert (its annotations re-rendered, a
+    label changed) to it. Not a state change, so no event, as `refresh_open`."""
+    return (
+        Alert.objects.filter(pk=alert_id)
+        .exclude(state=Alert.State.RESOLVED)
+        .update(
+            rule_key=rule_key,
+            severity=severity,
+            labels=dict(labels),
+            annotations=dict(annotations),
+            runbook_url=runbook_url,
+        )
+    )
 
 
 def _json_value(value: float | None) -> float | str | None:
@@ -183,6 +275,19 @@ def resolve(alert: Alert, *, actor: Actor, note: str = "", at=None) -> bool:
     alert.refresh_from_db()
     record(alert, AlertEvent.Kind.RESOLVED, actor, note)
     return True
+
+
+def policy_reapplied(alert: Alert, actor: Actor, previous: int, current: int) -> AlertEvent:
+    """Put on the alert's timeline that its escalation switched from version `previous`
+    of its policy to `current`. Paging calls it in the transaction that switched the
+    escalation (paging/incident.py); the alert itself does not change."""
+    return record(
+        alert,
+        AlertEvent.Kind.REAPPLIED,
+        actor,
+        f"version {previous} → {current}",
+        details={"previous_version": previous, "version": current},
+    )
 
 
 def release_ended_silences(now=None) -> int:
@@ -266,6 +371,17 @@ def retire_rule_alerts(rule: AlertRule, note: str, actor: Actor) -> int:
     return sum(
         resolve(alert, actor=actor, note=note)
         for alert in Alert.objects.filter(rule=rule).exclude(state=Alert.State.RESOLVED)
+    )
+
+
+def retire_alertmanager_alerts(integration: Any, note: str, actor: Actor) -> int:
+    """Resolve the open alerts of an Alertmanager integration being deleted: nothing
+    could resolve them afterwards."""
+    return sum(
+        resolve(alert, actor=actor, note=note)
+        for alert in Alert.objects.filter(alertmanager=integration).exclude(
+            state=Alert.State.RESOLVED
+        )
     )
 
 

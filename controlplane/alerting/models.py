@@ -296,9 +296,18 @@ class Alert(models.Model):
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="alerts"
     )
-    # An alert knows its rule; the SLO context will add its own reference beside it.
+    # An alert knows its rule, or its Alertmanager source (paging/alertmanager.py); the
+    # SLO context will add its own reference beside them.
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    alertmanager = models.ForeignKey(
+        "paging.AlertmanagerIntegration",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        help_text="The Alertmanager integration that reported it; empty for our rules' alerts.",
     )
     rule_key = models.CharField(max_length=100)
     service = models.ForeignKey(
@@ -326,6 +335,10 @@ class Alert(models.Model):
     silenced_by = models.ForeignKey(
         "alerting.Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
+    # A link of the alert's own, where its rule names no runbook: an alert from
+    # Alertmanager links the runbook its runbook_url annotation or runbook label names
+    # (a path of ours, or an absolute address).
+    runbook_url = models.CharField(max_length=800, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -361,6 +374,7 @@ class AlertEvent(models.Model):
         SILENCED = "silenced", "Silenced"
         UNSILENCED = "unsilenced", "Silence ended while firing"
         SOURCE_UNKNOWN = "source_unknown", "Source failing: kept firing"
+        REAPPLIED = "reapplied", "Escalation switched to the current policy"
 
     class Dispatch(models.TextChoices):
         PENDING = "pending", "Waiting for its consumers"

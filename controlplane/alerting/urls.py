@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("<int:pk>/resolve/", views.resolve, name="resolve"),
+    path("<int:pk>/reapply/", views.reapply, name="reapply"),
 ]

@@ -19,6 +19,7 @@ from controlplane.catalog import actors, tenancy
 from controlplane.catalog.actors import Actor
 from controlplane.catalog.models import Service
 from controlplane.catalog.validators import NUL
+from controlplane.paging import incident
 
 # The list shows every open alert (up to a page) and the recently resolved ones.
 OPEN_LIMIT = 200
@@ -94,7 +95,12 @@ def _alert_or_404(request: HttpRequest, pk: int) -> Alert:
     alert = (
         _visible(request)
         .select_related(
-            "organization", "service", "rule__runbook", "acknowledged_by", "silenced_by"
+            "organization",
+            "service",
+            "rule__runbook",
+            "acknowledged_by",
+            "silenced_by",
+            "alertmanager",
         )
         .filter(pk=pk)
         .first()
@@ -114,17 +120,29 @@ def _timeline(alert: Alert) -> list[AlertEvent]:
     return events
 
 
+def _acknowledger(timeline: list[AlertEvent]) -> str:
+    """Who acknowledged, for an acknowledger that is no user (a token, a one-click link)."""
+    acknowledged = [e for e in timeline if e.kind == AlertEvent.Kind.ACKNOWLEDGED]
+    return acknowledged[-1].actor_label if acknowledged else ""
+
+
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = _alert_or_404(request, pk)
     runbook = alert.rule.runbook if alert.rule_id else None
+    timeline = _timeline(alert)
     context = {
         "alert": alert,
-        "timeline": _timeline(alert),
+        "timeline": timeline,
+        "acknowledger": _acknowledger(timeline),
         "runbook": runbook,
+        # An alert from Alertmanager links the runbook its payload named (checked as an
+        # http(s) address or our runbook's page when it came in).
+        "runbook_link": "" if runbook is not None else alert.runbook_url,
         "trace_url": alert.trace_url(),
         "can_respond": tenancy.has_role(request.user, alert.organization_id, tenancy.RESPOND_ROLES),
         "note_max_length": NOTE_MAX_LENGTH,
+        "paging": incident.paging_of(alert),
     }
     return render(request, "alerts/detail.html", context)
 
@@ -170,4 +188,22 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Resolved.")
     else:
         messages.info(request, "The alert was already resolved.")
+    return redirect(alert)
+
+
+@require_POST
+@login_required
+def reapply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Switch the alert's escalation to its policy's current version."""
+    alert = _responding(request, pk)
+    try:
+        done = incident.reapply_current(alert, Actor.user(request.user))
+    except incident.CannotReapply as refused:
+        messages.info(request, f"Nothing re-applied. {refused}")
+    else:
+        messages.success(
+            request,
+            f"Now on version {done.current} of the policy (was {done.previous}); "
+            f"{done.written} notification(s) of the new version due at once.",
+        )
     return redirect(alert)

@@ -50,6 +50,13 @@ class AlertSerializer(serializers.ModelSerializer):
     silenced = serializers.SerializerMethodField()
     trace_url = serializers.SerializerMethodField(help_text="The trace viewer, when configured.")
     url = serializers.SerializerMethodField(help_text="The alert's page.")
+    runbook_url = serializers.SerializerMethodField(
+        help_text="Its rule's runbook page, or the runbook an Alertmanager alert named; "
+        "empty when there is none."
+    )
+    source = serializers.SerializerMethodField(
+        help_text='Where it came from: "rule", or "alertmanager:<integration slug>".'
+    )
 
     class Meta:
         model = Alert
@@ -69,6 +76,8 @@ class AlertSerializer(serializers.ModelSerializer):
             "span_id",
             "trace_url",
             "url",
+            "runbook_url",
+            "source",
             "is_test",
             "silenced",
         ]
@@ -82,6 +91,17 @@ class AlertSerializer(serializers.ModelSerializer):
 
     def get_url(self, alert: Alert) -> str:
         return self.context["request"].build_absolute_uri(alert.get_absolute_url())
+
+    def get_runbook_url(self, alert: Alert) -> str:
+        runbook = alert.rule.runbook if alert.rule is not None else None
+        if runbook is not None:
+            return self.context["request"].build_absolute_uri(runbook.get_absolute_url())
+        return alert.runbook_url
+
+    def get_source(self, alert: Alert) -> str:
+        if alert.alertmanager is not None:
+            return f"alertmanager:{alert.alertmanager.slug}"
+        return "rule"
 
 
 class AlertDetailSerializer(AlertSerializer):
@@ -141,7 +161,9 @@ FILTERS = [
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """Alerts of the caller's organisation, newest first."""
 
-    queryset = Alert.objects.select_related("service").order_by("-started_at", "-pk")
+    queryset = Alert.objects.select_related("service", "rule__runbook", "alertmanager").order_by(
+        "-started_at", "-pk"
+    )
     serializer_class = AlertSerializer
 
     def get_serializer_class(self):

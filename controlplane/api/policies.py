@@ -1,8 +1,10 @@
 """Escalation policies of the caller's organisation, by slug.
 
 A policy is `{"slug", "name", "default", "steps": [{"delay": "0s", "channels":
-["ops-slack"]}], "repeat", "remind_every", "notify_on_resolve"}`, durations in
-Prometheus' spelling, channels by name within the organisation. It is checked as the
+["ops-slack"], "schedules": ["primary"]}], "repeat", "remind_every",
+"notify_on_resolve"}`, durations in Prometheus' spelling, channels by name and on-call
+schedules by slug within the organisation (a step's `schedules` may be left out; a
+step needs a channel or a schedule). It is checked as the
 admin checks it and as an alert will run it (escalation.PolicySnapshot.validate), every
 refusal naming its field: `steps[1].delay`, `steps[0].channels`, `repeat`.
 
@@ -36,6 +38,7 @@ from controlplane.api.rules import PrometheusDuration
 from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY, conflict
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.models import Organization
+from controlplane.oncall.models import OnCallSchedule
 from controlplane.paging.escalation import (
     MOST_REPEATS,
     MOST_STEPS,
@@ -57,8 +60,8 @@ DEFAULTS = {
     "remind_every": None,
     "notify_on_resolve": False,
 }
-# Each step's delay and channels, in order.
-Steps = list[tuple[timedelta, list[NotificationChannel]]]
+# Each step's delay, channels and on-call schedules, in order.
+Steps = list[tuple[timedelta, list[NotificationChannel], list[OnCallSchedule]]]
 
 # Model field -> API name, where they differ.
 MODEL_NAMES = {"is_default": "default"}
@@ -74,11 +77,19 @@ class StepSerializer(StrictBody, serializers.Serializer):
         max_length=MOST_CHANNELS_PER_STEP,
         help_text="Names of channels of the policy's organisation.",
     )
+    schedules = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        max_length=MOST_CHANNELS_PER_STEP,
+        required=False,
+        help_text="Slugs of on-call schedules of the policy's organisation: whoever is on "
+        "call in them when the step fires is emailed.",
+    )
 
     def to_representation(self, step: EscalationStep) -> dict:
         return {
             "delay": format_duration(step.delay),
             "channels": [channel.name for channel in step.channels.all()],
+            "schedules": [schedule.slug for schedule in step.schedules.all()],
         }
 
 
@@ -133,8 +144,10 @@ class PolicySerializer(StrictBody, serializers.Serializer):
             steps = _named_steps(policy.organization_id, given_steps)
         else:
             steps = [
-                (step.delay, list(step.channels.all()))
-                for step in policy.steps.prefetch_related("channels").order_by("position")
+                (step.delay, list(step.channels.all()), list(step.schedules.all()))
+                for step in policy.steps.prefetch_related("channels", "schedules").order_by(
+                    "position"
+                )
             ]
         self._check_slug_is_free(policy)
         try:
@@ -145,8 +158,12 @@ class PolicySerializer(StrictBody, serializers.Serializer):
             PolicySnapshot(
                 version=policy.version or 1,
                 steps=tuple(
-                    StepSnapshot(delay=delay, channels=tuple(sorted(c.pk for c in chosen)))
-                    for delay, chosen in steps
+                    StepSnapshot(
+                        delay=delay,
+                        channels=tuple(sorted(c.pk for c in chosen)),
+                        schedules=tuple(sorted(s.pk for s in rotas)),
+                    )
+                    for delay, chosen, rotas in steps
                 ),
                 repeat=policy.repeat,
                 remind_every=policy.remind_every,
@@ -250,6 +267,17 @@ def _named_steps(organization_id: int, given: list[dict]) -> Steps:
             organization_id=organization_id, name__in=names
         )
     }
+    slugs = {slug for step in given for slug in step.get("schedules", ())}
+    rotas = (
+        {
+            schedule.slug: schedule
+            for schedule in OnCallSchedule.objects.filter(
+                organization_id=organization_id, slug__in=slugs
+            )
+        }
+        if slugs
+        else {}
+    )
     errors: dict[str, list[str]] = {}
     steps = []
     for index, step in enumerate(given):
@@ -269,7 +297,19 @@ def _named_steps(organization_id: int, given: list[dict]) -> Steps:
             else:
                 chosen.append(found[name])
             seen.add(name)
-        steps.append((step.get("delay", timedelta(0)), chosen))
+        picked, seen = [], set()
+        for slug in step.get("schedules", ()):
+            if slug in seen:
+                problem = f"{slug!r} is listed more than once."
+            elif slug not in rotas:
+                problem = f"Unknown on-call schedule {slug!r} in this organisation."
+            else:
+                picked.append(rotas[slug])
+                problem = ""
+            if problem:
+                errors.setdefault(f"steps[{index}].schedules", []).append(problem)
+            seen.add(slug)
+        steps.append((step.get("delay", timedelta(0)), chosen, picked))
     if errors:
         raise ValidationError(errors)
     return steps
@@ -279,7 +319,7 @@ def _lock_channels(steps: Steps) -> None:
     """Lock the channels the steps name. A channel's DELETE locks it before looking for
     steps that name it (api/channels.py), so a step never comes to name a channel
     deleted at the same moment."""
-    wanted = {channel.pk for _, chosen in steps for channel in chosen}
+    wanted = {channel.pk for _, chosen, _ in steps for channel in chosen}
     locked = set(
         NotificationChannel.objects.select_for_update()
         .filter(pk__in=wanted)
@@ -293,14 +333,21 @@ def _replace_steps(policy: EscalationPolicy, steps: Steps) -> None:
     policy.steps.all().delete()
     created = EscalationStep.objects.bulk_create(
         EscalationStep(policy=policy, position=position, delay=delay)
-        for position, (delay, _) in enumerate(steps)
+        for position, (delay, _, _) in enumerate(steps)
     )
     links = [
         EscalationStep.channels.through(escalationstep_id=step.pk, notificationchannel_id=c.pk)
-        for step, (_, chosen) in zip(created, steps, strict=True)
+        for step, (_, chosen, _) in zip(created, steps, strict=True)
         for c in chosen
     ]
     EscalationStep.channels.through.objects.bulk_create(links)
+    rotas = [
+        EscalationStep.schedules.through(escalationstep_id=step.pk, oncallschedule_id=s.pk)
+        for step, (_, _, picked) in zip(created, steps, strict=True)
+        for s in picked
+    ]
+    if rotas:
+        EscalationStep.schedules.through.objects.bulk_create(rotas)
 
 
 def _api_errors(error: DjangoValidationError) -> dict[str, list[str]]:
@@ -313,11 +360,13 @@ def _api_errors(error: DjangoValidationError) -> dict[str, list[str]]:
 
 
 def _with_steps() -> Prefetch:
-    """Each policy's steps in order, each step's channels by name: two queries for a page."""
+    """Each policy's steps in order, each step's channels by name and schedules by slug:
+    three queries for a page."""
     return Prefetch(
         "steps",
         queryset=EscalationStep.objects.order_by("position").prefetch_related(
-            Prefetch("channels", queryset=NotificationChannel.objects.order_by("name"))
+            Prefetch("channels", queryset=NotificationChannel.objects.order_by("name")),
+            Prefetch("schedules", queryset=OnCallSchedule.objects.order_by("slug")),
         ),
     )
 
@@ -380,10 +429,16 @@ class PolicyViewSet(
             policy.delete()
         except ProtectedError:
             keys = sorted(policy.rules.values_list("key", flat=True))
+            users = [f"{len(keys)} rule(s): {', '.join(keys)}"] if keys else []
+            integrations = sorted(policy.alertmanager_integrations.values_list("slug", flat=True))
+            if integrations:
+                users.append(
+                    f"{len(integrations)} Alertmanager integration(s): {', '.join(integrations)}"
+                )
             return Response(
                 {
-                    "detail": f"The policy {policy.slug!r} is named by {len(keys)} rule(s): "
-                    f"{', '.join(keys)}. Point them at another policy first.",
+                    "detail": f"The policy {policy.slug!r} is named by {' and '.join(users)}. "
+                    "Point them at another policy first.",
                     "rules": keys,
                 },
                 status=409,

@@ -13,10 +13,12 @@ from rest_framework.routers import SimpleRouter
 from controlplane.api.alerts import AlertViewSet
 from controlplane.api.channels import ChannelViewSet
 from controlplane.api.errors import endpoint_not_found
+from controlplane.api.integrations import KeyIntake, TokenIntake
 from controlplane.api.notifications import NotificationViewSet
 from controlplane.api.policies import PolicyViewSet
 from controlplane.api.rules import RuleViewSet
 from controlplane.api.runbooks import RunbookViewSet
+from controlplane.api.schedules import ScheduleViewSet
 from controlplane.api.services import ServiceViewSet
 from controlplane.api.sources import SourceViewSet
 from controlplane.middleware import CSP_HEADER, content_security_policy
@@ -60,12 +62,23 @@ router.register("sources", SourceViewSet, basename="source")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("escalation-policies", PolicyViewSet, basename="escalation-policy")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("schedules", ScheduleViewSet, basename="schedule")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include(router.urls)),
+    path(
+        "integrations/alertmanager/",
+        TokenIntake.as_view({"post": "receive"}),
+        name="alertmanager-intake",
+    ),
+    path(
+        "integrations/alertmanager/<str:key>/",
+        KeyIntake.as_view({"post": "receive"}),
+        name="alertmanager-intake-key",
+    ),
     # Last: any other path under /api/v1/ is a JSON 404, also with DEBUG on.
     re_path(r"", endpoint_not_found),
 ]

@@ -2,8 +2,14 @@
 
 Every recorder (one function per context that writes a change and its trail)
 takes an `Actor`. It is stored as its `spec` ("user:42", "token:12",
-"system:beat"), so a row keeps naming its actor after the user or token is gone;
-`labels()` turns stored specs back into names for pages, in two queries at most.
+"system:beat", "link:17.ops-slack"), so a row keeps naming its actor after the user
+or token is gone; `labels()` turns stored specs back into names for pages, in two
+queries at most.
+
+A `link` is whoever followed the signed one-click link of a notification
+(paging/links.py): nobody signed in, known only as the notification that carried the
+link and the channel it reached, both kept in the spec, so naming it costs no query
+and survives the channel.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["user", "token", "system"]
-KINDS: tuple[Kind, ...] = ("user", "token", "system")
+Kind = Literal["user", "token", "system", "link"]
+KINDS: tuple[Kind, ...] = ("user", "token", "system", "link")
 
 
 class ActorError(ValueError):
@@ -45,17 +51,32 @@ class Actor:
         return cls("system", name, f"system ({name})")
 
     @classmethod
+    def link(cls, notification_id: int, channel: str) -> Actor:
+        """Whoever followed the one-click link of notification `notification_id`, sent
+        to the channel named `channel` (the id, all digits, ends at the first '.')."""
+        if not channel:
+            raise ActorError("a link actor needs the name of the channel it reached")
+        return cls("link", f"{notification_id}{_LINK_SEP}{channel}", _link_label(channel))
+
+    @classmethod
     def parse(cls, spec: str) -> Actor:
         """The actor a stored spec names; its label is generic until `labels()` names it."""
         kind, _, ident = spec.partition(":")
         if kind not in KINDS or not ident:
-            raise ActorError(f"{spec!r} is not an actor (user:ID, token:ID or system:NAME)")
+            raise ActorError(
+                f"{spec!r} is not an actor (user:ID, token:ID, system:NAME or link:ID.CHANNEL)"
+            )
         if kind == "user":
             if not (ident.isascii() and ident.isdigit()):
                 raise ActorError(f"{spec!r} does not name a user by id")
             return cls("user", ident, f"user #{ident}", user_id=int(ident))
         if kind == "token":
             return cls("token", ident, _token_label(ident, ""))
+        if kind == "link":
+            notification, _, channel = ident.partition(_LINK_SEP)
+            if not (notification.isascii() and notification.isdigit()):
+                raise ActorError(f"{spec!r} does not name a notification by id")
+            return cls.link(int(notification), channel)
         return cls.system(ident)
 
     @property
@@ -106,6 +127,13 @@ def current(default: Actor = CONSOLE) -> Actor:
     if callable(actor):
         actor = actor()
     return actor or default
+
+
+_LINK_SEP = "."
+
+
+def _link_label(channel: str) -> str:
+    return f"{channel} (one-click link)"
 
 
 def _token_label(pk: Any, name: str) -> str:

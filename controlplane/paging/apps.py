@@ -8,7 +8,7 @@ class PagingConfig(AppConfig):
 
     def ready(self) -> None:
         from controlplane.alerting import outbox
-        from controlplane.paging import engine
+        from controlplane.paging import engine, receivers  # noqa: F401 (connects them)
 
         # Escalations start, stop and catch up from the alert outbox, in the
         # transaction that takes each event.

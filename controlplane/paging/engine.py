@@ -26,23 +26,35 @@ insert a no-op.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, Greatest
+from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.alerting import outbox
 from controlplane.alerting.models import Alert, AlertEvent
-from controlplane.paging import metrics, payloads, transports
-from controlplane.paging.channels import ChannelConfigError, ChannelKind
+from controlplane.paging import (
+    alertmanager,
+    links,
+    metrics,
+    pace,
+    payloads,
+    responders,
+    transports,
+)
+from controlplane.paging.channels import ChannelConfig, ChannelConfigError, ChannelKind
 from controlplane.paging.escalation import AlertFacts, NotificationKey, PolicyError, decide
 from controlplane.paging.models import (
     ChannelHealth,
@@ -59,10 +71,6 @@ logger = logging.getLogger(__name__)
 # Escalations advanced per tick, and rows claimed per delivery round: enough to
 # amortise the query, few enough that one worker does not sit on the backlog.
 BATCH_SIZE = 100
-# A claimed row is the claimer's for this long. Longer than any send can take (the
-# outbound guard cuts an exchange at twice its 10 s timeout), so a live worker never
-# loses a row it is sending; short enough that a killed worker's rows go out again soon.
-LEASE = timedelta(seconds=60)
 # Attempts before a notification is given up: with the backoff below, about an hour.
 MOST_ATTEMPTS = 8
 FIRST_BACKOFF = timedelta(seconds=15)
@@ -70,6 +78,14 @@ LONGEST_BACKOFF = timedelta(minutes=30)
 LONGEST_ERROR = 300
 
 CLAIMABLE = (Notification.State.PENDING, Notification.State.FAILED)
+
+
+def lease_duration() -> timedelta:
+    """How long a claimed row is its claimer's (PAGING_LEASE_SECONDS): longer than any
+    send can take (the outbound guard cuts an exchange at twice its 10 s timeout), so a
+    live worker never loses a row it is sending; short enough that a killed worker's
+    rows go out again soon."""
+    return timedelta(seconds=settings.PAGING_LEASE_SECONDS)
 
 
 # --- 1. start and follow: the outbox consumer ------------------------------------------
@@ -98,9 +114,16 @@ def handle(event: AlertEvent) -> str:
 
 
 def policy_for(alert: Alert) -> EscalationPolicy | None:
-    """The rule's policy, or else the organisation's default."""
+    """The rule's policy (or the Alertmanager integration's), or else the organisation's
+    default."""
     if alert.rule_id is not None:
         named = EscalationPolicy.objects.filter(rules__pk=alert.rule_id).first()
+        if named is not None:
+            return named
+    if alert.alertmanager_id is not None:
+        named = EscalationPolicy.objects.filter(
+            alertmanager_integrations__pk=alert.alertmanager_id
+        ).first()
         if named is not None:
             return named
     return EscalationPolicy.objects.filter(
@@ -166,11 +189,13 @@ def advance(escalation: Escalation, now: datetime) -> int:
     """Write the notifications due now and set when to look again. Call with the
     escalation's row locked (handle and escalate_due do)."""
     alert = Alert.objects.get(pk=escalation.alert_id)
+    # A schedule's rows (one per person reached, or one saying nobody was on call) make
+    # its key, as a channel's row makes the channel's.
     sent = frozenset(
-        NotificationKey(step, loop, reminder, channel, event)
-        for step, loop, reminder, channel, event in alert.notifications.exclude(
-            channel=None
-        ).values_list("step", "loop", "reminder", "channel_id", "event")
+        NotificationKey(step, loop, reminder, channel or 0, event, 0 if channel else schedule)
+        for step, loop, reminder, channel, schedule, event in alert.notifications.filter(
+            Q(channel__isnull=False) | Q(schedule__isnull=False)
+        ).values_list("step", "loop", "reminder", "channel_id", "schedule_id", "event")
     )
     decision = decide(escalation.policy_snapshot(), facts_of(alert), now, sent)
     written = write(alert, decision.due, now)
@@ -205,6 +230,7 @@ def write(alert: Alert, keys: Iterable[NotificationKey], now: datetime) -> int:
         for key in keys
         if key.channel in channels
     ]
+    rows += responders.rows(alert, keys, now)
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     nudge_delivery()
     return len(rows)
@@ -228,43 +254,143 @@ def escalate_due(now: datetime | None = None, limit: int = BATCH_SIZE) -> int:
     return written
 
 
+# Beat ticks every second, so a step would wait up to a second past its time. The tick
+# looks this far ahead and asks for one more run at the earliest step due in it.
+LOOK_AHEAD = timedelta(seconds=1)
+
+
+def next_due(now: datetime | None = None) -> datetime | None:
+    """The earliest escalation step due after `now` and within LOOK_AHEAD, if any."""
+    now = now or timezone.now()
+    return (
+        Escalation.objects.filter(next_at__gt=now, next_at__lte=now + LOOK_AHEAD)
+        .order_by("next_at")
+        .values_list("next_at", flat=True)
+        .first()
+    )
+
+
 # --- 3. deliver ------------------------------------------------------------------------
 
 
 def _claimable(now: datetime) -> Q:
-    return Q(state__in=CLAIMABLE, next_attempt_at__lte=now) | Q(
+    due = Q(state__in=CLAIMABLE, next_attempt_at__lte=now) | Q(
         state=Notification.State.SENDING, lease_until__lt=now
     )
+    # An alert's messages reach a channel in the order they were written: PagerDuty
+    # drops an acknowledge or a resolve for a dedup_key it has not seen, so a resolve
+    # that overtook its trigger's retry would leave the incident the trigger then opens
+    # open for ever. A message given up (dead) holds nothing back.
+    earlier_undelivered = Notification.objects.filter(
+        alert_id=OuterRef("alert_id"),
+        channel_id=OuterRef("channel_id"),
+        pk__lt=OuterRef("pk"),
+        state__in=QUEUED,
+    )
+    return due & ~Exists(earlier_undelivered)
 
 
 def claim(now: datetime | None = None, limit: int = BATCH_SIZE) -> tuple[str, list[int]]:
-    """Lease up to `limit` due notifications to a new token; an attempt is counted
-    when it is claimed, so a row that kills its worker every time still runs out."""
+    """Lease up to `limit` due notifications to a new lease, each channel at its pace.
+
+    Under each channel's health-row lock, `pace.plan()` says how many of its waiting
+    rows go now and in how many messages; those are leased, a row's lease token naming
+    the message it goes in (`<lease>-<first row>`), and the rest are put off until the
+    pace lets them go (so a held-back channel does not fill every claim). A channel
+    another worker is pacing right now is left to it. An attempt is counted when a row
+    is claimed, so a row that kills its worker every time still runs out.
+    """
     now = now or timezone.now()
-    token = uuid.uuid4().hex
+    lease = uuid.uuid4().hex[:16]
     with transaction.atomic():
-        ids = list(
-            Notification.objects.select_for_update(skip_locked=True)
+        due = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(_claimable(now))
             .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", "channel_id", "channel__kind")[:limit]
         )
-        if ids:
-            Notification.objects.filter(pk__in=ids).filter(_claimable(now)).update(
-                state=Notification.State.SENDING,
-                lease_token=token,
-                lease_until=now + LEASE,
-                attempts=F("attempts") + 1,
-            )
-    return token, ids
+        waiting: dict[int | None, list[int]] = {}
+        kinds: dict[int | None, str] = {}
+        for pk, channel_id, kind in due:
+            waiting.setdefault(channel_id, []).append(pk)
+            kinds[channel_id] = kind
+        # A round sends to at most SENDERS destinations side by side, each at most
+        # `per_channel` messages in a row, so the last send starts well within the lease.
+        # What does not fit stays due for the next round (the task runs several).
+        per_channel = max(1, int(lease_duration() / LONGEST_SEND) - 1)
+        # Rows with no channel (deleted, or a person on call) go alone.
+        messages = [[pk] for pk in waiting.pop(None, [])][:SENDERS]
+        put_off: dict[int, datetime] = {}
+        paced = _lock_paces(list(waiting)[: SENDERS - len(messages)])
+        for health in paced:
+            rows = waiting[health.channel_id]
+            # The channel's kind now, not when the rows were written: it may have changed.
+            paced_as = pace.PACES[kinds[health.channel_id]]
+            step = pace.plan(paced_as, health.pace_at, now, len(rows), most=per_channel)
+            start = 0
+            for size in step.sizes:
+                messages.append(rows[start : start + size])
+                start += size
+            put_off.update((pk, step.next_at) for pk in rows[start:])
+            health.pace_at = step.pace_at
+        if paced:
+            ChannelHealth.objects.bulk_update(paced, ["pace_at"])
+        _lease(lease, messages, now)
+        _put_off(put_off)
+    return lease, [pk for message in messages for pk in message]
 
 
-def deliver_claimed(token: str, ids: Iterable[int]) -> dict[str, int]:
-    """Send every row of the lease `token`, each outcome recorded as it comes."""
+def _lock_paces(channel_ids: list[int]) -> list[ChannelHealth]:
+    """The channels' health rows, locked; those another claimer holds are skipped."""
+    if not channel_ids:
+        return []
+    ChannelHealth.objects.bulk_create(
+        [ChannelHealth(channel_id=pk) for pk in channel_ids], ignore_conflicts=True
+    )
+    locked = ChannelHealth.objects.select_for_update(skip_locked=True)
+    return list(locked.filter(pk__in=channel_ids))
+
+
+def _lease(lease: str, messages: list[list[int]], now: datetime) -> None:
+    """One statement for every row: a bundle's rows share `<lease>-<first row>`, a row
+    alone gets `<lease>-<its pk>`."""
+    if not messages:
+        return
+    bundles = [When(pk__in=m, then=Value(f"{lease}-{m[0]}")) for m in messages if len(m) > 1]
+    alone = Concat(Value(f"{lease}-"), Cast("pk", CharField()))
+    Notification.objects.filter(pk__in=[pk for m in messages for pk in m]).filter(
+        _claimable(now)
+    ).update(
+        state=Notification.State.SENDING,
+        lease_token=Case(*bundles, default=alone) if bundles else alone,
+        lease_until=now + lease_duration(),
+        attempts=F("attempts") + 1,
+    )
+
+
+def _put_off(until: dict[int, datetime]) -> None:
+    """Rows the pace holds back wait, no attempt counted; one a killed worker left
+    `sending` is said so and waits as a retry."""
+    if not until:
+        return
+    at = Case(*(When(pk=pk, then=Value(when)) for pk, when in until.items()))
+    rows = Notification.objects.filter(pk__in=list(until))
+    rows.filter(state__in=CLAIMABLE).update(next_attempt_at=at)
+    rows.filter(state=Notification.State.SENDING).update(
+        state=Notification.State.FAILED,
+        next_attempt_at=at,
+        lease_token="",
+        lease_until=None,
+        last_error="the worker sending it stopped before recording an answer",
+    )
+
+
+def deliver_claimed(lease: str, ids: Iterable[int]) -> dict[str, int]:
+    """Send every message of `lease`, each outcome recorded as it comes."""
     tally: dict[str, int] = {}
     rows = (
         Notification.objects.filter(
-            pk__in=list(ids), lease_token=token, state=Notification.State.SENDING
+            pk__in=list(ids), lease_token__startswith=f"{lease}-", state=Notification.State.SENDING
         )
         .select_related(
             "organization",
@@ -276,47 +402,160 @@ def deliver_claimed(token: str, ids: Iterable[int]) -> dict[str, int]:
         )
         .order_by("pk")
     )
+    messages: dict[str, list[Notification]] = {}
     for row in rows:
-        outcome = send(row)
-        state = record(row, token, outcome)
-        tally[state] = tally.get(state, 0) + 1
+        messages.setdefault(row.lease_token, []).append(row)
+    # Built here, with the database at hand; the sending threads only send.
+    queues: dict[object, list[_Ready]] = {}
+    for token, message in messages.items():
+        destination = message[0].channel_id or ("alone", message[0].pk)
+        queues.setdefault(destination, []).append(_Ready(token, message, prepare(message)))
+    for ready, outcome in _send_side_by_side(list(queues.values())):
+        for state in record_message(ready.rows, ready.token, outcome):
+            tally[state] = tally.get(state, 0) + 1
     return tally
 
 
+@dataclass(frozen=True)
+class _Ready:
+    token: str
+    rows: list[Notification]
+    prepared: tuple[ChannelConfig, transports.Message] | Outcome
+
+
+# Destinations sent to at once by one delivery round. Each channel's messages go in
+# order on one thread; channels go side by side, so a receiver that hangs (up to the
+# guard's 20 s) holds back its own messages, not the pages behind it in the lease.
+SENDERS = 8
+# The longest one send can take: the outbound guard cuts an exchange at twice its timeout.
+LONGEST_SEND = timedelta(seconds=2 * transports.SEND_TIMEOUT)
+
+
+def _send_side_by_side(
+    queues: list[list[_Ready]],
+) -> Iterator[tuple[_Ready, Outcome | Unsent]]:
+    """Each outcome as its channel's queue ends, for the caller to record (on its own
+    connection: the threads only send)."""
+    if len(queues) == 1:
+        yield from _send_in_order(queues[0])
+        return
+    with ThreadPoolExecutor(max_workers=min(SENDERS, len(queues))) as pool:
+        # Each thread runs in a copy of this context: its sends stay in the task's trace.
+        futures = [
+            pool.submit(contextvars.copy_context().run, _send_in_order, queue) for queue in queues
+        ]
+        for future in as_completed(futures):
+            yield from future.result()
+
+
+def _send_in_order(queue: list[_Ready]) -> list[tuple[_Ready, Outcome | Unsent]]:
+    sent: list[tuple[_Ready, Outcome | Unsent]] = []
+    for ready in queue:
+        if sent and isinstance(sent[-1][1], Retry | Unsent) and sent[-1][1].after_seconds:
+            # The receiver asked to wait: the rest of the queue waits too, unspent.
+            sent.append((ready, Unsent(sent[-1][1].after_seconds)))
+            continue
+        sent.append((ready, _deliver(ready.prepared)))
+    return sent
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """Not tried: the channel asked to wait `after_seconds` earlier in the round."""
+
+    after_seconds: float
+
+
+def _deliver(prepared: tuple[ChannelConfig, transports.Message] | Outcome) -> Outcome:
+    if isinstance(prepared, Delivered | Retry | GiveUp):
+        return prepared
+    config, message = prepared
+    try:
+        return transports.deliver(config, message)
+    except Exception as error:  # a deployment's bug (a broken EMAIL_* setting): say so
+        logger.exception("sending a notification raised")
+        return Retry(f"sending raised {type(error).__name__}: see the worker's log", None, None)
+
+
 def deliver_due(now: datetime | None = None, limit: int = BATCH_SIZE) -> dict[str, int]:
-    token, ids = claim(now, limit)
-    tally = deliver_claimed(token, ids) if ids else {}
+    lease, ids = claim(now, limit)
+    tally = deliver_claimed(lease, ids) if ids else {}
     measure_queue()
     return tally
 
 
-def send(row: Notification) -> Outcome:
-    """One request, no transaction open: the answer may take seconds."""
-    channel = row.channel
-    if channel is None:
-        return GiveUp("the channel was deleted", None)
+def send(rows: Sequence[Notification]) -> Outcome:
+    """One message for `rows` (one channel's), no transaction open: the answer may take
+    seconds."""
+    return _deliver(prepare(rows))
+
+
+def prepare(rows: Sequence[Notification]) -> tuple[ChannelConfig, transports.Message] | Outcome:
+    """Where `rows` go and the message they go in; an outcome when they cannot go. One
+    message that cannot be built never stops the round: it is retried (its attempts
+    bounded), the error logged."""
     try:
-        config = channel.settings()
-    except ChannelConfigError:
-        return GiveUp("the channel's configuration is not valid: edit the channel", None)
-    notice = notice_for(row)
-    message = message_for(config, notice)
-    return transports.deliver(config, message)
+        return _prepare(rows)
+    except Exception as error:
+        logger.exception("building notification(s) %s raised", [row.pk for row in rows])
+        return Retry(f"building the message raised {type(error).__name__}", None, None)
 
 
-def message_for(config, notice: payloads.AlertNotice):
+def _prepare(rows: Sequence[Notification]) -> tuple[ChannelConfig, transports.Message] | Outcome:
+    channel = rows[0].channel
+    if channel is None and rows[0].schedule_id is not None:
+        # Someone on call: an email to them alone (claim sends channel-less rows alone).
+        config = responders.email_config(rows[0])
+        if isinstance(config, str):
+            return GiveUp(config, None)
+    elif channel is None:
+        return GiveUp("the channel was deleted", None)
+    else:
+        try:
+            config = channel.settings()
+        except ChannelConfigError:
+            return GiveUp("the channel's configuration is not valid: edit the channel", None)
+    notices = [notice_for(row) for row in rows]
+    if config.kind == ChannelKind.SLACK:
+        notices = responders.with_mentions(rows, notices)
+    return config, message_for(config, notices)
+
+
+def message_for(config, notices: Sequence[payloads.AlertNotice]):
+    """One notice's message, or a bundle's (pace.py says when notices are bundled)."""
     kind = config.kind
+    if kind == ChannelKind.WEBHOOK:
+        return payloads.webhook_body(notices)
+    if len(notices) > 1 and kind == ChannelKind.EMAIL:
+        return payloads.email_bundle(notices)
+    if len(notices) > 1 and kind == ChannelKind.SLACK:
+        return payloads.slack_bundle(notices, more_url=_absolute(reverse("alerts:index")))
+    if len(notices) > 1:
+        raise ValueError(f"{kind} notifications are never bundled")
+    [notice] = notices
     if kind == ChannelKind.EMAIL:
         return payloads.email_message(notice)
     if kind == ChannelKind.SLACK:
         return payloads.slack_message(notice)
-    if kind == ChannelKind.PAGERDUTY:
-        return payloads.pagerduty_event(notice, config.routing_key)
-    return payloads.webhook_body([notice])
+    return payloads.pagerduty_event(notice, config.routing_key)
 
 
 def _absolute(path: str) -> str:
     return f"{settings.SITE_URL}{path}" if path else ""
+
+
+# The events whose readers are asked to act: a link to acknowledge goes with them.
+ASKING = ("trigger", "reminder")
+
+
+def acknowledge_url(row: Notification, now: datetime | None = None) -> str:
+    """The signed one-click link of a trigger or reminder (paging/links.py), issued at
+    the send, so its 24 hours count from when the reader was told; "" for the others:
+    an acknowledge, a resolve or a channel's test asks nothing of its reader."""
+    if row.alert_id is None or row.event not in ASKING:
+        return ""
+    link = links.Link(row.alert_id, row.pk, links.Action.ACKNOWLEDGE, now or timezone.now())
+    return _absolute(reverse("paging:respond", args=[row.alert_id, links.issue(link)]))
 
 
 def notice_for(row: Notification) -> payloads.AlertNotice:
@@ -325,11 +564,19 @@ def notice_for(row: Notification) -> payloads.AlertNotice:
         return test_notice(row)
     rule = alert.rule
     runbook = rule.runbook if rule is not None and rule.runbook_id else None
+    if runbook is not None:
+        runbook_url = _absolute(runbook.get_absolute_url())
+    else:  # an alert from Alertmanager names its own: a page of ours, or an address
+        link = alert.runbook_url
+        runbook_url = _absolute(link) if link.startswith("/") else link
+    summary = alert.annotations.get("summary", "")
+    if not summary and alert.alertmanager_id is not None:
+        summary = alertmanager.summary_of(alert.annotations)
     return payloads.AlertNotice(
         alert_id=alert.pk,
         rule_key=alert.rule_key,
         rule_name=rule.name if rule is not None else alert.rule_key,
-        summary=alert.annotations.get("summary", "") or alert.rule_key,
+        summary=summary or alert.rule_key,
         severity=alert.severity,
         event=row.event,
         value=alert.value,
@@ -341,8 +588,9 @@ def notice_for(row: Notification) -> payloads.AlertNotice:
         labels=alert.labels or {},
         annotations=alert.annotations or {},
         service=alert.service.slug if alert.service is not None else "",
-        runbook_url=_absolute(runbook.get_absolute_url()) if runbook is not None else "",
+        runbook_url=runbook_url,
         alert_url=_absolute(alert.get_absolute_url()),
+        acknowledge_url=acknowledge_url(row),
         resolved_at=alert.resolved_at,
         is_test=alert.is_test or row.is_test,
     )
@@ -431,29 +679,88 @@ def outcome_fields(outcome: Outcome, attempts: int, now: datetime) -> _Result:
 
 def record(row: Notification, token: str, outcome: Outcome, now: datetime | None = None) -> str:
     """Write the outcome if the lease is still ours; returns the row's new state."""
+    [state] = record_message([row], token, outcome, now)
+    return state
+
+
+def record_message(
+    rows: Sequence[Notification],
+    token: str,
+    outcome: Outcome | Unsent,
+    now: datetime | None = None,
+) -> list[str]:
+    """Write one message's outcome on each of its rows whose lease is still `token`, and
+    on its channel's health once; returns each row's new state ("lost lease" when
+    another worker has taken the row since)."""
     now = now or timezone.now()
+    if isinstance(outcome, Unsent):
+        return _give_back(rows, token, outcome, now)
     # The claim counted this attempt already.
-    result = outcome_fields(outcome, row.attempts, now)
+    results = [outcome_fields(outcome, row.attempts, now) for row in rows]
+    # Few statements whatever the bundle's size: the time between the receiver's answer
+    # and this commit is the only window in which a killed worker's message is sent
+    # again, so it is kept short.
     with transaction.atomic():
-        updated = Notification.objects.filter(
-            pk=row.pk, lease_token=token, state=Notification.State.SENDING
-        ).update(state=result.state, lease_until=None, lease_token="", **result.fields)
-        if not updated:
-            # The lease ran out and another worker took the row: its outcome counts.
-            return "lost lease"
-        if row.channel_id is not None:
-            _record_health(row.channel_id, result.state, result.fields.get("last_error", ""), now)
+        ours = set(
+            Notification.objects.select_for_update()
+            .filter(pk__in=[row.pk for row in rows], lease_token=token)
+            .filter(state=Notification.State.SENDING)
+            .values_list("pk", flat=True)
+        )
+        alike: dict[tuple, list[int]] = {}
+        for row, result in zip(rows, results, strict=True):
+            if row.pk in ours:
+                key = (result.state, tuple(sorted(result.fields.items())))
+                alike.setdefault(key, []).append(row.pk)
+        for (state, fields), pks in alike.items():
+            Notification.objects.filter(
+                pk__in=pks, lease_token=token, state=Notification.State.SENDING
+            ).update(state=state, lease_until=None, lease_token="", **dict(fields))
+        # Not ours: the lease ran out and another worker took the row; its outcome counts.
+        states = [
+            result.state if row.pk in ours else "lost lease"
+            for row, result in zip(rows, results, strict=True)
+        ]
+        if rows[0].channel_id is not None and ours:
+            error = results[0].fields.get("last_error", "")
+            _record_health(rows[0].channel_id, rows[0].channel_kind, outcome, error, now)
+    for row, result, state in zip(rows, results, states, strict=True):
+        if state != "lost lease":
+            _said(row, result, now, bundled=len(rows))
+    return states
+
+
+def _give_back(
+    rows: Sequence[Notification], token: str, unsent: Unsent, now: datetime
+) -> list[str]:
+    """Rows a round did not try (their channel asked to wait): due after the wait, the
+    attempt their claim counted given back."""
+    updated = Notification.objects.filter(
+        pk__in=[row.pk for row in rows], lease_token=token, state=Notification.State.SENDING
+    ).update(
+        state=Notification.State.FAILED,
+        lease_until=None,
+        lease_token="",
+        attempts=F("attempts") - 1,
+        next_attempt_at=now + timedelta(seconds=unsent.after_seconds),
+        last_error=f"held back: the receiver asked to wait {unsent.after_seconds:g} s",
+    )
+    return [Notification.State.FAILED] * updated + ["lost lease"] * (len(rows) - updated)
+
+
+def _said(row: Notification, result: _Result, now: datetime, bundled: int) -> None:
     metrics.notifications.labels(row.channel_kind, row.event, OUTCOME_LABELS[result.state]).inc()
     # Beat's delivery ticks are kept out of the INFO log (quiet_ticks): each outcome is
     # said here instead, a give-up as a warning.
     logger.log(
         logging.WARNING if result.state == Notification.State.DEAD else logging.INFO,
-        "notification %s (%s to %s %s, attempt %s): %s%s",
+        "notification %s (%s to %s %s, attempt %s%s): %s%s",
         row.pk,
         row.event,
         row.channel_kind,
         row.channel_name,
         row.attempts,
+        f", one of {bundled} in a bundle" if bundled > 1 else "",
         result.state,
         f": {result.fields['last_error']}" if result.fields.get("last_error") else "",
         # The line is the delivery task's (its own trace); the alert's trace is named apart.
@@ -461,7 +768,6 @@ def record(row: Notification, token: str, outcome: Outcome, now: datetime | None
     )
     if result.state == Notification.State.SENT and row.event == "trigger" and row.alert:
         metrics.notification_delivery.observe(max((now - row.alert.started_at).total_seconds(), 0))
-    return result.state
 
 
 # The `outcome` label of controlplane_notifications_total, by the row's new state.
@@ -487,18 +793,24 @@ def measure_queue() -> None:
 QUEUED = (Notification.State.PENDING, Notification.State.SENDING, Notification.State.FAILED)
 
 
-def _record_health(channel_id: int, state: str, error: str, now: datetime) -> None:
-    health, _ = ChannelHealth.objects.select_for_update().get_or_create(channel_id=channel_id)
-    if state == Notification.State.SENT:
-        health.consecutive_failures = 0
-        health.last_success_at = now
-        fields = ["consecutive_failures", "last_success_at"]
+def _record_health(channel_id: int, kind: str, outcome: Outcome, error: str, now: datetime) -> None:
+    """One statement, no read first: a claim holding the row's lock keeps it briefly."""
+    if isinstance(outcome, Delivered):
+        fields = {"consecutive_failures": 0, "last_success_at": now}
     else:
-        health.consecutive_failures += 1
-        health.last_failure_at = now
-        health.last_error = error
-        fields = ["consecutive_failures", "last_failure_at", "last_error"]
-    health.save(update_fields=fields)
+        fields = {
+            "consecutive_failures": F("consecutive_failures") + 1,
+            "last_failure_at": now,
+            "last_error": error,
+        }
+    if isinstance(outcome, Retry) and outcome.after_seconds is not None:
+        # The receiver asked to wait: the whole channel waits, not only this message.
+        floor = Value(pace.held_back(pace.PACES[kind], None, now, outcome.after_seconds))
+        fields["pace_at"] = Greatest(Coalesce("pace_at", floor), floor)
+    if not ChannelHealth.objects.filter(pk=channel_id).update(**fields):
+        # Recorded outside a claim (which makes the row): make it, then write.
+        ChannelHealth.objects.get_or_create(channel_id=channel_id)
+        ChannelHealth.objects.filter(pk=channel_id).update(**fields)
 
 
 def retry_now(notifications) -> int:

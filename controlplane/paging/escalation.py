@@ -76,8 +76,19 @@ Times are offsets from `opened_at`; `cycle` is the sum of every step's delay.
     (`AlertNotice.is_test`). The event `test` belongs to a channel's "send test
     notification", which does not go through escalation: `decide` never returns it.
 
-Due keys come in a stable order: triggers by time, loop, step and channel, then the
-reminder by channel, then acknowledges, then resolves.
+Due keys come in a stable order: triggers by time, loop, step and channel (a step's
+channels before its schedules), then the reminder by channel, then acknowledges,
+then resolves.
+
+On-call schedules
+-----------------
+A step may also name on-call schedules (`StepSnapshot.schedules`). A schedule is a
+target like a channel: every rule above applies to it, with its keys carrying
+`schedule` (and `channel` 0). Who it reaches is no concern of this module: the engine
+turns a schedule's trigger or reminder into one row per person on call at that moment,
+and its acknowledge or resolve into one per person its triggers and reminders reached.
+A schedule is never PagerDuty: it learns of an acknowledge never, of a resolve only
+with `notify_on_resolve`, as an email channel.
 
 Limits
 ------
@@ -147,12 +158,14 @@ def _join(prefix: str, name: str) -> str:
 class StepSnapshot:
     delay: timedelta
     channels: tuple[int, ...]
+    schedules: tuple[int, ...] = ()  # on-call schedule ids (module doc)
 
     def __post_init__(self) -> None:
         # A list from a form or JSON becomes a tuple, so the snapshot stays hashable;
         # anything else is left for PolicySnapshot to refuse with the step's index.
-        if isinstance(self.channels, list):
-            object.__setattr__(self, "channels", tuple(self.channels))
+        for name in ("channels", "schedules"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -199,10 +212,7 @@ class PolicySnapshot:
         """The snapshot for a JSONField: delays as whole seconds."""
         return {
             "version": self.version,
-            "steps": [
-                {"delay": _seconds(step.delay), "channels": list(step.channels)}
-                for step in self.steps
-            ],
+            "steps": [_step_json(step) for step in self.steps],
             "repeat": self.repeat,
             "remind_every": None if self.remind_every is None else _seconds(self.remind_every),
             "notify_on_resolve": self.notify_on_resolve,
@@ -225,7 +235,11 @@ class PolicySnapshot:
                     {f"steps[{index}]": ["Must be an object with a delay and channels."]}
                 )
             steps.append(
-                StepSnapshot(delay=_duration(raw.get("delay")), channels=raw.get("channels"))
+                StepSnapshot(
+                    delay=_duration(raw.get("delay")),
+                    channels=raw.get("channels"),
+                    schedules=raw.get("schedules", []),
+                )
             )
         remind_every = data.get("remind_every")
         pagerduty = data.get("pagerduty_channels", [])
@@ -237,6 +251,13 @@ class PolicySnapshot:
             notify_on_resolve=data.get("notify_on_resolve", False),
             pagerduty_channels=pagerduty,
         )
+
+
+def _step_json(step: StepSnapshot) -> dict[str, Any]:
+    found: dict[str, Any] = {"delay": _seconds(step.delay), "channels": list(step.channels)}
+    if step.schedules:  # left out when none: snapshots without schedules stay as they were
+        found["schedules"] = list(step.schedules)
+    return found
 
 
 def _seconds(delta: timedelta) -> int:
@@ -278,11 +299,17 @@ def _errors(policy: PolicySnapshot, *, limits: bool) -> dict[str, list[str]]:
         if problem:
             refuse(f"{where}.delay", problem)
             delays_known = False
-        channels = step.channels
+        channels, schedules = step.channels, step.schedules
+        if not isinstance(schedules, tuple) or not all(_is_channel(s) for s in schedules):
+            refuse(f"{where}.schedules", "Must be a list of schedule ids.")
+            schedules = ()
+        elif limits:
+            for twice in sorted({s for s in schedules if schedules.count(s) > 1}):
+                refuse(f"{where}.schedules", f"Schedule {twice} is listed more than once.")
         if not isinstance(channels, tuple) or not all(_is_channel(c) for c in channels):
             refuse(f"{where}.channels", "Must be a list of channel ids.")
-        elif not channels:
-            refuse(f"{where}.channels", "A step needs at least one channel.")
+        elif not channels and not schedules:
+            refuse(f"{where}.channels", "A step needs at least one channel or schedule.")
         elif limits:
             for twice in sorted({c for c in channels if channels.count(c) > 1}):
                 refuse(f"{where}.channels", f"Channel {twice} is listed more than once.")
@@ -368,8 +395,13 @@ class NotificationKey:
     step: int
     loop: int
     reminder: int
-    channel: int
+    channel: int  # 0 for an on-call schedule's key
     event: Event
+    schedule: int = 0  # the on-call schedule's id, for its keys (module doc)
+
+    @property
+    def target(self) -> tuple[int, int]:
+        return (self.channel, self.schedule)
 
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
@@ -394,14 +426,21 @@ def schedule(policy: PolicySnapshot, opened_at: datetime) -> tuple[Planned, ...]
     planned = [
         (
             opened_at + loop * cycle + offsets[index],
-            NotificationKey(index, loop, 0, channel, "trigger"),
+            NotificationKey(index, loop, 0, channel, "trigger", schedule),
         )
         for loop in range(policy.repeat + 1)
         for index, step in enumerate(policy.steps)
-        for channel in step.channels
+        for channel, schedule in _targets(step)
     ]
-    planned.sort(key=lambda item: (item[0], item[1].loop, item[1].step, item[1].channel))
+    planned.sort(
+        key=lambda item: (item[0], item[1].loop, item[1].step, item[1].schedule, item[1].channel)
+    )
     return tuple(planned)
+
+
+def _targets(step: StepSnapshot) -> list[tuple[int, int]]:
+    """(channel, schedule) of each target: channels first, then schedules."""
+    return [(c, 0) for c in step.channels] + [(0, s) for s in step.schedules]
 
 
 def decide(
@@ -412,14 +451,14 @@ def decide(
 ) -> Decision:
     """The notifications to write now and when to call again (module doc, rules 1-10)."""
     _require_aware("now", now)
-    notified = {key.channel for key in sent if key.event in ("trigger", "reminder")}
+    notified = {key.target for key in sent if key.event in ("trigger", "reminder")}
+    paged = {(c, s) for c, s in notified if not s and c in policy.pagerduty_channels}
 
     if facts.resolved_at is not None:
-        told = notified if policy.notify_on_resolve else notified & policy.pagerduty_channels
+        told = notified if policy.notify_on_resolve else paged
         return Decision(_follow_ups(told, "resolve", sent), None)
     if facts.acknowledged_at is not None:
-        told = notified & policy.pagerduty_channels
-        return Decision(_follow_ups(told, "acknowledge", sent), None)
+        return Decision(_follow_ups(paged, "acknowledge", sent), None)
     if facts.silenced:
         return Decision((), None)
 
@@ -451,15 +490,22 @@ def _reminders(
     n: int,
     sent: AbstractSet[NotificationKey],
 ) -> list[NotificationKey]:
-    channels = sorted({key.channel for when, key in planned if when < at})
-    keys = (NotificationKey(NO_STEP, 0, n, channel, "reminder") for channel in channels)
+    targets = sorted({key.target for when, key in planned if when < at}, key=_channels_first)
+    keys = (NotificationKey(NO_STEP, 0, n, c, "reminder", s) for c, s in targets)
     return [key for key in keys if key not in sent]
 
 
+def _channels_first(target: tuple[int, int]) -> tuple[int, int]:
+    channel, schedule = target
+    return (schedule, channel)
+
+
 def _follow_ups(
-    channels: Iterable[int], event: Event, sent: AbstractSet[NotificationKey]
+    targets: Iterable[tuple[int, int]], event: Event, sent: AbstractSet[NotificationKey]
 ) -> tuple[NotificationKey, ...]:
-    keys = (NotificationKey(NO_STEP, 0, 0, channel, event) for channel in sorted(channels))
+    keys = (
+        NotificationKey(NO_STEP, 0, 0, c, event, s) for c, s in sorted(targets, key=_channels_first)
+    )
     return tuple(key for key in keys if key not in sent)
 
 

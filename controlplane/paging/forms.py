@@ -78,8 +78,8 @@ class ChannelForm(forms.ModelForm):
 
 
 class StepFormSet(forms.BaseInlineFormSet):
-    """The steps as a whole: at least one, each with channels of the policy's own
-    organisation, and together a policy an alert can run on."""
+    """The steps as a whole: at least one, each with channels and on-call schedules
+    of the policy's own organisation, and together a policy an alert can run on."""
 
     def clean(self) -> None:
         super().clean()
@@ -91,13 +91,19 @@ class StepFormSet(forms.BaseInlineFormSet):
             if not form.cleaned_data or form.cleaned_data.get("DELETE"):
                 continue
             chosen = list(form.cleaned_data.get("channels") or [])
-            foreign = [c.name for c in chosen if c.organization_id != policy.organization_id]
-            if foreign:
-                form.add_error(
-                    "channels", f"These belong to another organisation: {', '.join(foreign)}."
-                )
-                return
-            steps.append((form.cleaned_data.get("position") or 0, form.cleaned_data, chosen))
+            rotas = list(form.cleaned_data.get("schedules") or [])
+            named = (
+                ("channels", [(c.name, c.organization_id) for c in chosen]),
+                ("schedules", [(s.slug, s.organization_id) for s in rotas]),
+            )
+            for field, picked in named:
+                foreign = [name for name, owner in picked if owner != policy.organization_id]
+                if foreign:
+                    form.add_error(
+                        field, f"These belong to another organisation: {', '.join(foreign)}."
+                    )
+                    return
+            steps.append((form.cleaned_data.get("position") or 0, form.cleaned_data, chosen, rotas))
         if not steps:
             raise ValidationError("A policy needs at least one step.")
         steps.sort(key=lambda step: step[0])
@@ -108,8 +114,9 @@ class StepFormSet(forms.BaseInlineFormSet):
                     StepSnapshot(
                         delay=data.get("delay") or timedelta(0),
                         channels=tuple(sorted(c.pk for c in chosen)),
+                        schedules=tuple(sorted(s.pk for s in rotas)),
                     )
-                    for _, data, chosen in steps
+                    for _, data, chosen, rotas in steps
                 ),
                 repeat=policy.repeat or 0,
                 remind_every=policy.remind_every,

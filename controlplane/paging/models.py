@@ -4,11 +4,14 @@ ledger of what was sent (notifications).
 Definition apart from state, as everywhere: a manager edits `NotificationChannel`,
 `EscalationPolicy` and its `EscalationStep`s; the engine alone writes an alert's
 `Escalation` (the policy snapshot it runs on, and when to look again), the
-`Notification` rows and a channel's `ChannelHealth`.
+`Notification` rows and a channel's `ChannelHealth`. Likewise a manager edits an
+`AlertmanagerIntegration` (an Alertmanager sending its alerts here, paging/intake.py),
+whose `IntegrationHealth` the intake alone writes.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -18,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from controlplane.catalog import outbound
+from controlplane.catalog.models import token_digest
 from controlplane.paging import channels
 from controlplane.paging.channels import ChannelConfigError, ChannelKind
 from controlplane.paging.escalation import PolicyError, PolicySnapshot, StepSnapshot
@@ -98,6 +102,10 @@ class ChannelHealth(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
+    # The channel's pace (paging/pace.py): the theoretical arrival time of its next
+    # message. Claims move it forward under this row's lock; a 429 pushes it past the
+    # receiver's Retry-After.
+    pace_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.channel}: {self.consecutive_failures} failures in a row"
@@ -157,7 +165,7 @@ class EscalationPolicy(models.Model):
 
     def snapshot(self) -> PolicySnapshot:
         """The policy as an alert opened now runs on it, steps and channel kinds frozen."""
-        steps = list(self.steps.prefetch_related("channels").order_by("position"))
+        steps = list(self.steps.prefetch_related("channels", "schedules").order_by("position"))
         pagerduty = frozenset(
             channel.pk
             for step in steps
@@ -168,7 +176,9 @@ class EscalationPolicy(models.Model):
             version=self.version,
             steps=tuple(
                 StepSnapshot(
-                    delay=step.delay, channels=tuple(sorted(c.pk for c in step.channels.all()))
+                    delay=step.delay,
+                    channels=tuple(sorted(c.pk for c in step.channels.all())),
+                    schedules=tuple(sorted(s.pk for s in step.schedules.all())),
                 )
                 for step in steps
             ),
@@ -193,7 +203,14 @@ class EscalationStep(models.Model):
         default=timedelta(0),
         help_text="Wait after the previous step (the first step: after the alert opened).",
     )
-    channels = models.ManyToManyField(NotificationChannel, related_name="steps")
+    channels = models.ManyToManyField(NotificationChannel, related_name="steps", blank=True)
+    # Whoever is on call in each, when the step fires, is emailed (docs/paging.md).
+    schedules = models.ManyToManyField(
+        "oncall.OnCallSchedule",
+        related_name="steps",
+        blank=True,
+        help_text="Whoever is on call in these when the step fires is emailed.",
+    )
 
     class Meta:
         ordering = ["policy", "position"]
@@ -278,8 +295,25 @@ class Notification(models.Model):
     )
     channel_name = models.CharField(max_length=64)
     channel_kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    # A step's on-call schedule reaches people, not a channel: a row per person on call
+    # (channel None, kind email, name "<schedule>: <username>"), or one with no
+    # responder saying nobody was on call. `schedule` rebuilds the escalation's key.
+    responder = models.ForeignKey(
+        "oncall.Responder",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
+    schedule = models.ForeignKey(
+        "oncall.OnCallSchedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
     # The key of paging/escalation.py: one row per (alert, step, loop, reminder,
-    # channel, event).
+    # channel or responder, event).
     step = models.SmallIntegerField(default=-1)
     loop = models.PositiveSmallIntegerField(default=0)
     reminder = models.PositiveSmallIntegerField(default=0)
@@ -300,10 +334,24 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
+            # One per key and destination. Partial, one per kind of destination: in a
+            # unique constraint NULLs are distinct, so a NULL responder on a channel's
+            # row (or channel on a person's) would let every duplicate in.
             models.UniqueConstraint(
                 fields=["alert", "step", "loop", "reminder", "channel", "event"],
+                condition=Q(channel__isnull=False),
                 name="one_notification_per_key",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["alert", "step", "loop", "reminder", "schedule", "responder", "event"],
+                condition=Q(channel__isnull=True, responder__isnull=False),
+                name="one_notification_per_person",
+            ),
+            models.UniqueConstraint(
+                fields=["alert", "step", "loop", "reminder", "schedule", "event"],
+                condition=Q(channel__isnull=True, responder__isnull=True, schedule__isnull=False),
+                name="one_nobody_on_call_per_key",
+            ),
         ]
         indexes = [
             models.Index(
@@ -316,3 +364,105 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.channel_name} ({self.state})"
+
+
+# The start of every Alertmanager integration key, as `cpt_` starts an API token.
+INTEGRATION_KEY_PREFIX = "amk_"
+
+
+class AlertmanagerIntegration(models.Model):
+    """An Alertmanager that sends its alerts here (webhook payload version 4).
+
+    It posts to `/api/v1/integrations/alertmanager/<key>/`, the key standing in for a
+    header its webhook_configs cannot always send, or with a write token of the
+    organisation. The key is shown once, when made, and stored hashed like API tokens.
+    """
+
+    organization = models.ForeignKey(
+        "catalog.Organization", on_delete=models.CASCADE, related_name="alertmanager_integrations"
+    )
+    slug = models.SlugField(
+        max_length=64, help_text="Unique in the organisation; ?integration=<slug> names it."
+    )
+    name = models.CharField(max_length=200, blank=True)
+    service = models.ForeignKey(
+        "catalog.Service",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alertmanager_integrations",
+        help_text="The service its alerts are about, if one.",
+    )
+    escalation_policy = models.ForeignKey(
+        EscalationPolicy,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="alertmanager_integrations",
+        help_text="Empty: the organisation's default policy.",
+    )
+    key_prefix = models.CharField(
+        "key", max_length=16, editable=False, help_text="Shown to recognise the key."
+    )
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"], name="one_alertmanager_integration_per_slug"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def new_key(self) -> str:
+        """Give the integration a new key (the old one stops working once saved) and
+        return it: the only time it is seen, since only its digest is stored."""
+        plaintext = INTEGRATION_KEY_PREFIX + secrets.token_urlsafe(32)
+        self.key_prefix = plaintext[:12]
+        self.key_digest = token_digest(plaintext)
+        return plaintext
+
+    @classmethod
+    def by_key(cls, plaintext: str) -> AlertmanagerIntegration | None:
+        if not plaintext.startswith(INTEGRATION_KEY_PREFIX) or len(plaintext) > 200:
+            return None
+        return (
+            cls.objects.select_related("organization", "service")
+            .filter(key_digest=token_digest(plaintext))
+            .first()
+        )
+
+    def clean(self) -> None:
+        errors = {}
+        for field in ("service", "escalation_policy"):
+            related = getattr(self, field)
+            if related is not None and related.organization_id != self.organization_id:
+                errors[field] = "It belongs to another organisation."
+        if errors:
+            raise ValidationError(errors)
+
+
+class IntegrationHealth(models.Model):
+    """What an Alertmanager integration last received; written by the intake only."""
+
+    integration = models.OneToOneField(
+        AlertmanagerIntegration, on_delete=models.CASCADE, primary_key=True, related_name="health"
+    )
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    last_refused_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.integration}: last received {self.last_received_at}"
+
+    @property
+    def refusing(self) -> bool:
+        """The last payload was refused (none accepted since)."""
+        return self.last_refused_at is not None and (
+            self.last_received_at is None or self.last_refused_at > self.last_received_at
+        )

@@ -130,6 +130,8 @@ class AlertNotice:
     acknowledge_url: str = ""  # the signed one-click link of this notification
     resolved_at: datetime | None = None
     is_test: bool = False
+    # Slack member ids of the on-call responders the same step paged (Slack mentions).
+    mentions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -236,6 +238,15 @@ _SLACK_EMOJI = {
 }
 _SLACK_EVENT_EMOJI = {"acknowledge": ":eyes:", "resolve": ":white_check_mark:"}
 _ENTITY_START = re.compile(r"&[a-z]*$")
+# A Slack member id (U…, or W… on Enterprise Grid): anything else is never put in a
+# mention, so a stored id cannot become <!channel> or a link.
+_SLACK_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
+
+
+def slack_mentions(member_ids: Sequence[str]) -> str:
+    """ "<@U1> <@U2>" for the well-formed member ids, in order, each once."""
+    valid = (m for m in member_ids if _SLACK_MEMBER_ID.fullmatch(m))
+    return " ".join(f"<@{m}>" for m in dict.fromkeys(valid))
 
 
 def slack_escape(text: str) -> str:
@@ -324,11 +335,16 @@ def slack_message(notice: AlertNotice) -> dict[str, Any]:
     links = _slack_links(notice)
     if links:
         blocks.append({"type": "section", "text": _mrkdwn(links)})
+    mentions = slack_mentions(notice.mentions)
+    if mentions:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*On call:* {mentions}")})
     blocks.append(
         {"type": "context", "elements": [_mrkdwn(piece) for piece in _slack_trail(notice)]}
     )
     fallback = f"[{notice.severity.upper()}] {_title(notice)}: {notice.summary}"
-    return {"text": _slack_clip(slack_escape(fallback), SLACK_FALLBACK_LIMIT), "blocks": blocks}
+    text = _slack_clip(slack_escape(fallback), SLACK_FALLBACK_LIMIT - len(mentions) - 1)
+    # In the fallback too: the push notification of a mention is made from it.
+    return {"text": f"{mentions} {text}" if mentions else text, "blocks": blocks}
 
 
 def slack_bundle(
@@ -352,9 +368,13 @@ def slack_bundle(
         more = f"…and {hidden} more not listed here."
         link = _slack_link(more_url, "See them all")
         blocks.append({"type": "context", "elements": [_mrkdwn(f"{more} {link}".strip())]})
+    mentions = slack_mentions([m for n in notices for m in n.mentions])
+    if mentions:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*On call:* {mentions}")})
     names = ", ".join(n.rule_name for n in listed) + (f" and {hidden} more" if hidden else "")
     fallback = f"{test}{len(notices)} alert notifications: {names}"
-    return {"text": _slack_clip(slack_escape(fallback), SLACK_FALLBACK_LIMIT), "blocks": blocks}
+    text = _slack_clip(slack_escape(fallback), SLACK_FALLBACK_LIMIT - len(mentions) - 1)
+    return {"text": f"{mentions} {text}" if mentions else text, "blocks": blocks}
 
 
 def _slack_bundled(notice: AlertNotice) -> str:

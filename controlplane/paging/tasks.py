@@ -3,15 +3,29 @@ data migration)."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 from celery import shared_task
 
 from controlplane.paging import engine
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="paging.escalate", ignore_result=True)
-def escalate() -> int:
-    """Beat's tick (every second): write the notifications whose step has come."""
-    return engine.escalate_due()
+def escalate(look_ahead: bool = True) -> int:
+    """Beat's tick (every second): write the notifications whose step has come, and
+    ask for one run at the first step due before the next tick, so a step waits for a
+    worker, not for the tick. Only the tick looks ahead: the runs it asks for do not,
+    so they never chain."""
+    written = engine.escalate_due()
+    if look_ahead and (at := engine.next_due()) is not None:
+        try:
+            escalate.apply_async((False,), eta=at, expires=at + timedelta(seconds=30))
+        except Exception:  # the broker is down: the next tick escalates
+            logger.warning("could not queue an escalation run", exc_info=True)
+    return written
 
 
 @shared_task(name="paging.deliver_notifications", ignore_result=True)

@@ -156,7 +156,11 @@ def test_rule_list_filters_and_search(manager, org):
         enabled=False,
     )
 
-    assert listed(manager, f"{RULES}?severity__exact=critical") == {"loud", "source.down"}
+    assert listed(manager, f"{RULES}?severity__exact=critical") == {
+        "loud",
+        "source.down",
+        "calendar.queue",
+    }
     assert listed(manager, f"{RULES}?enabled__exact=0") == {"quiet"}
     assert listed(manager, f"{RULES}?builtin__exact=0") == {"loud", "quiet"}
     assert listed(manager, f"{RULES}?q=quiet") == {"quiet"}

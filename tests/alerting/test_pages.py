@@ -279,6 +279,10 @@ def test_timeline_names_users_tokens_and_the_system(viewer, rule, member, org):
         ("token:424242", "API token #424242"),
         ("system:beat", "system (beat)"),
         ("system:", "system:"),
+        ("link:17.ops-slack", "ops-slack (one-click link)"),
+        ("link:17.ops.slack", "ops.slack (one-click link)"),
+        ("link:17.", "link:17."),
+        ("link:x.ops-slack", "link:x.ops-slack"),
         ("someone", "someone"),
     ],
 )

@@ -60,8 +60,8 @@ def test_create_and_read_back(writer, org, channels):
         assert answer["name"] == "Ops"
         assert answer["default"] is False
         assert answer["steps"] == [
-            {"delay": "0s", "channels": ["ops-mail"]},
-            {"delay": "5m", "channels": ["managers", "ops-pager"]},
+            {"delay": "0s", "channels": ["ops-mail"], "schedules": []},
+            {"delay": "5m", "channels": ["managers", "ops-pager"], "schedules": []},
         ]
         assert (answer["repeat"], answer["remind_every"]) == (1, "30m")
         assert answer["notify_on_resolve"] is False
@@ -92,10 +92,10 @@ def test_every_write_raises_the_version(writer, channels):
     assert [r.status_code for r in (renamed, replaced, patched_steps)] == [200, 200, 200]
     assert [r.json()["version"] for r in (renamed, replaced, patched_steps)] == [2, 3, 4]
     assert renamed.json()["steps"][1]["channels"] == ["managers", "ops-pager"]
-    assert replaced.json()["steps"] == [{"delay": "1m", "channels": ["managers"]}]
+    assert replaced.json()["steps"] == [{"delay": "1m", "channels": ["managers"], "schedules": []}]
     assert patched_steps.json()["steps"] == [
-        {"delay": "0s", "channels": ["ops-mail"]},
-        {"delay": "1h", "channels": ["ops-pager"]},
+        {"delay": "0s", "channels": ["ops-mail"], "schedules": []},
+        {"delay": "1h", "channels": ["ops-pager"], "schedules": []},
     ]
     assert EscalationStep.objects.count() == 2
     assert EscalationPolicy.objects.get(slug="ops").version == 4
@@ -160,7 +160,7 @@ STEP = {"delay": "0s", "channels": ["ops-mail"]}
     [
         (
             {"steps": [STEP, {"delay": "1m", "channels": []}]},
-            {"steps[1].channels": ["A step needs at least one channel."]},
+            {"steps[1].channels": ["A step needs at least one channel or schedule."]},
         ),
         (
             {"steps": [STEP, {"delay": "-5m", "channels": ["ops-mail"]}]},
@@ -188,7 +188,7 @@ STEP = {"delay": "0s", "channels": ["ops-mail"]}
         ),
         (
             {"steps": [{"delay": "0s", "channels": ["ops-mail"], "colour": "red"}]},
-            {"steps[0].colour": ["Unknown field. The fields are: channels, delay."]},
+            {"steps[0].colour": ["Unknown field. The fields are: channels, delay, schedules."]},
         ),
         (
             {"steps": [STEP, "ops-mail"]},
@@ -352,13 +352,14 @@ def test_the_list_costs_a_fixed_number_of_queries(
         )
     client = api(read_token)
 
-    # The token, its last use, the count, the page, the steps, their channels.
-    with django_assert_max_num_queries(6):
+    # The token, its last use, the count, the page, the steps, their channels and
+    # on-call schedules.
+    with django_assert_max_num_queries(7):
         body = client.get(URL).json()
 
     assert body["count"] == 10
     assert body["results"][0]["steps"] == [
-        {"delay": "0s", "channels": ["ops-mail", "ops-pager"]},
-        {"delay": "1m", "channels": ["managers", "ops-pager"]},
-        {"delay": "2m", "channels": ["managers", "ops-mail", "ops-pager"]},
+        {"delay": "0s", "channels": ["ops-mail", "ops-pager"], "schedules": []},
+        {"delay": "1m", "channels": ["managers", "ops-pager"], "schedules": []},
+        {"delay": "2m", "channels": ["managers", "ops-mail", "ops-pager"], "schedules": []},
     ]

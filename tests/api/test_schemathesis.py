@@ -81,6 +81,8 @@ KINDS = {
     "sources": "source",
     "channels": "channel",
     "escalation-policies": "policy",
+    "integrations": "alertmanager",
+    "schedules": "schedule",
 }
 
 

@@ -126,12 +126,14 @@ def backfill(text: str, data_dir: Path) -> None:
         )
 
 
-def start_prometheus(data_dir: Path, port: int) -> subprocess.Popen:
-    """Start Prometheus on 127.0.0.1:`port` over `data_dir`; return once it is ready."""
+def start_prometheus(data_dir: Path, port: int, config_text: str = _CONFIG) -> subprocess.Popen:
+    """Start Prometheus on 127.0.0.1:`port` over `data_dir`; return once it is ready.
+    `config_text` replaces the configuration (which scrapes nothing), e.g. with
+    `scrape_config(...)`."""
     prometheus, _ = require_prometheus()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"{data_dir.name}.yml"
-    config.write_text(_CONFIG)
+    config.write_text(config_text)
     log_path = data_dir.parent / f"{data_dir.name}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -153,6 +155,16 @@ def start_prometheus(data_dir: Path, port: int) -> subprocess.Popen:
         _terminate(process)
         raise
     return process
+
+
+def scrape_config(target: str, interval: str = "1s") -> str:
+    """A configuration that scrapes `target` ("127.0.0.1:8000", its /metrics) every
+    `interval`: for tests whose Prometheus reads a live process."""
+    return (
+        f"global:\n  scrape_interval: {interval}\n  evaluation_interval: 1h\n"
+        f"scrape_configs:\n  - job_name: controlplane\n"
+        f"    static_configs:\n      - targets: ['{target}']\n"
+    )
 
 
 class PrometheusServer:

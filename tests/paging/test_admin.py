@@ -107,7 +107,10 @@ def test_a_policy_names_channels_of_its_own_organisation_only(manager, org, othe
     [
         ({}, "A policy needs at least one step."),
         ({"steps-0-delay": "-00:05:00"}, "negative"),
-        ({"steps-0-delay": "00:01:00", "steps-0-channels": []}, "This field is required"),
+        (
+            {"steps-0-delay": "00:01:00", "steps-0-channels": []},
+            "A step needs at least one channel or schedule",
+        ),
     ],
     ids=["no-step", "negative-delay", "no-channel"],
 )

@@ -573,7 +573,7 @@ UNSOUND = [
     (
         {"steps": (step(), step(MINUTE, ()))},
         "steps[1].channels",
-        "A step needs at least one channel.",
+        "A step needs at least one channel or schedule.",
     ),
     ({"steps": (step(), step(-MINUTE))}, "steps[1].delay", "Must not be negative."),
     ({"steps": (step(SECOND / 2),)}, "steps[0].delay", "Must be a whole number of seconds."),
@@ -664,12 +664,12 @@ def test_every_problem_is_reported_at_once_limits_included():
         )
     assert caught.value.errors == {
         "steps[0].delay": ["Must not be negative."],
-        "steps[1].channels": ["A step needs at least one channel."],
+        "steps[1].channels": ["A step needs at least one channel or schedule."],
         "repeat": ["Must be at most 10."],
     }
     assert caught.value.messages("policy") == [
         "policy.steps[0].delay: Must not be negative.",
-        "policy.steps[1].channels: A step needs at least one channel.",
+        "policy.steps[1].channels: A step needs at least one channel or schedule.",
         "policy.repeat: Must be at most 10.",
     ]
 

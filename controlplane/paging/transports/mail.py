@@ -11,9 +11,11 @@ import os
 import smtplib
 import socket
 import ssl
+import sys
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends import console
 
 from controlplane.paging.channels import EmailConfig
 from controlplane.paging.payloads import EmailContent
@@ -29,6 +31,17 @@ _REFUSED = (
     (smtplib.SMTPHeloError, "our greeting"),
     (smtplib.SMTPAuthenticationError, "our login (EMAIL_HOST_USER)"),
 )
+
+
+class ConsoleBackend(console.EmailBackend):
+    """EMAIL_URL=console: (the demo's): Django's console backend, writing to the
+    process's own standard output. A Celery worker replaces sys.stdout with a logger
+    (worker_redirect_stdouts), which would cut each email into log records of escaped
+    text; this way the email prints as it would be sent, in the worker's terminal."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("stream", sys.__stdout__ or sys.stdout)
+        super().__init__(*args, **kwargs)
 
 
 class EmailTransport:
