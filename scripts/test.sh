@@ -14,4 +14,6 @@ echo "database: ${DATABASE_URL:-SQLite under var/}  CI=${CI:-false}"
 # Both checks of `make lint`: CI runs this script, so it refuses what `make lint` shows.
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/pytest "$@"
+# Two processes (pytest-xdist) by default; TEST_PROCESSES=0 runs in this one. Each
+# process has its own test database, Redis databases and log directory (tests/services.py).
+exec .venv/bin/pytest -n "${TEST_PROCESSES:-2}" "$@"

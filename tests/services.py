@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,6 +62,22 @@ def require_postgresql() -> None:
         "the suite runs on SQLite unless DATABASE_URL names PostgreSQL; run "
         "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test (.ci/run sets it)",
     )
+
+
+def xdist_worker() -> int:
+    """This test process's number among pytest-xdist's workers (0 when run alone)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name.removeprefix("gw")) if name.removeprefix("gw").isdigit() else 0
+
+
+def run_dir() -> Path:
+    """A directory of this test process's own under VAR_DIR, for the logs of the
+    processes it starts (two xdist workers may start a worker of the same name)."""
+    from django.conf import settings
+
+    directory = Path(settings.VAR_DIR) / f"tests-gw{xdist_worker()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def free_port() -> int:

@@ -593,6 +593,7 @@ def notice_for(row: Notification) -> payloads.AlertNotice:
         acknowledge_url=acknowledge_url(row),
         resolved_at=alert.resolved_at,
         is_test=alert.is_test or row.is_test,
+        notification_id=row.pk,
     )
 
 
@@ -611,6 +612,7 @@ def test_notice(row: Notification) -> payloads.AlertNotice:
         organization=row.organization.slug,
         trace_id=row.trace_id,
         is_test=True,
+        notification_id=row.pk,
     )
 
 

@@ -132,6 +132,9 @@ class AlertNotice:
     is_test: bool = False
     # Slack member ids of the on-call responders the same step paged (Slack mentions).
     mentions: tuple[str, ...] = ()
+    # The ledger row's id: the same on every attempt, so a receiver can drop the one
+    # repeat a worker killed between the answer and its commit can cause.
+    notification_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -744,6 +747,7 @@ def _webhook_alert(notice: AlertNotice) -> dict[str, Any]:
         "generatorURL": notice.alert_url,
         "fingerprint": notice.fingerprint,
         "alert_id": notice.alert_id,
+        "notification_id": notice.notification_id,
         "event": notice.event,
         "severity": notice.severity,
         "summary": notice.summary,

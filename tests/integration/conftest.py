@@ -103,9 +103,7 @@ class Workers:
         self, name: str, kind: str, command: list[str], env: dict[str, str] | None
     ) -> subprocess.Popen:
         environment = self.environment(env)
-        log_dir = Path(settings.VAR_DIR)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"test-worker-{name}.log"
+        log_path = services.run_dir() / f"test-worker-{name}.log"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
@@ -137,8 +135,8 @@ def celery_workers(transactional_db, monkeypatch):
     """Start workers with workers.start(name); the test's publisher uses the same Redis."""
     redis_base = services.require_redis().rsplit("/", 1)[0]
     # Two databases of their own, flushed first; TEST_BROKER_DB moves them so that two
-    # suites can share one Redis.
-    first = int(os.environ.get("TEST_BROKER_DB", "14"))
+    # suites can share one Redis, and each xdist worker takes the two below the last.
+    first = int(os.environ.get("TEST_BROKER_DB", "14")) - 2 * services.xdist_worker()
     with _celery_on(f"{redis_base}/{first}", f"{redis_base}/{first + 1}", monkeypatch) as workers:
         yield workers
 

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.utils import timezone
 
 from controlplane.alerting import lifecycle
@@ -36,7 +35,7 @@ from controlplane.catalog.actors import BEAT
 from controlplane.catalog.models import ApiToken, Organization
 from controlplane.paging.models import Escalation, Notification, NotificationChannel
 from observability import tracing
-from tests import waiting
+from tests import services, waiting
 from tests.factories import make_alert, make_channel, make_policy, make_rule, make_source
 from tests.integration.conftest import ROOT, Workers, schedule_ticks
 from tests.integration.prometheus import scrape_config, start_prometheus
@@ -221,7 +220,7 @@ def web(celery_on_redis_server: Workers) -> Iterator[Web]:
     """The control plane under gunicorn (deploy/gunicorn.conf.py, one worker), on the
     test database and broker: its /metrics are what Prometheus scrapes."""
     port = free_port()
-    log = Path(settings.VAR_DIR) / "test-web-e2e.log"
+    log = services.run_dir() / "test-web-e2e.log"
     env = celery_on_redis_server.environment(
         {
             "BIND": f"127.0.0.1:{port}",
@@ -455,6 +454,21 @@ def test_a_worker_killed_mid_send_leaves_it_to_the_next_worker_once(celery_on_re
 
     alerts = open_alerts(rule, "killed", 2)
     [held] = webhook.until_received(1)
+    # The other channels are sent side by side with the held webhook: the kill lands
+    # once they are recorded, while the webhook's send alone is under way. (A kill
+    # between a receiver's answer and its commit repeats that message: the one window
+    # at-least-once delivery leaves, which the webhook's notification_id lets a receiver
+    # close.)
+    waiting.until(
+        lambda: (
+            not any(
+                r.state == Notification.State.SENDING
+                for r in ledger(paging.org)
+                if r.channel_kind != "webhook"
+            )
+        ),
+        what="the round's sends besides the held webhook to be recorded",
+    )
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait(30)
     caught = [r for r in ledger(paging.org) if r.channel_kind == "webhook"]

@@ -83,6 +83,9 @@ def test_a_webhook_storm_arrives_once_each_in_one_alertmanager_body(org, webhook
     assert webhook_alerts(webhook_receiver) == Counter({a.fingerprint: 1 for a in alerts})
     trace_ids = {alert["trace_id"] for alert in body.body["alerts"]}
     assert trace_ids == {a.trace_id for a in alerts}
+    # Each entry names its ledger row: the same on any repeat, for the receiver to drop.
+    ids = {alert["notification_id"] for alert in body.body["alerts"]}
+    assert ids == set(Notification.objects.values_list("pk", flat=True))
 
 
 def test_pagerduty_is_never_bundled_past_its_pace_the_rest_wait(org, pagerduty_receiver):

@@ -610,6 +610,7 @@ def test_webhook_body_is_alertmanager_v4_plus_ours():
                 "generatorURL": "https://cp.example.com/alerts/17/",
                 "fingerprint": "9f86d081884c7d65",
                 "alert_id": 17,
+                "notification_id": None,
                 "event": "trigger",
                 "severity": "critical",
                 "summary": "5xx ratio is 7% on checkout",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
 from controlplane.catalog.models import Membership, Organization, Role
 from runbooks.models import Runbook, Via
+from tests import services
 from tests.browser import chromium, failed_responses, sign_in
 from tests.runbooks.samples import SECTIONS
 
@@ -66,7 +66,7 @@ def test_a_runbook_opened_from_the_list_renders_its_sections_and_runs_no_script(
     )
     runbook.full_clean()
     runbook.save_change(via=Via.ADMIN)
-    screenshot = django_settings.VAR_DIR / "runbook-375.png"
+    screenshot = services.run_dir() / "runbook-375.png"
     dialogs: list[str] = []
 
     # No ORM calls inside: Playwright runs an event loop in this thread.
