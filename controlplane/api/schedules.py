@@ -304,4 +304,7 @@ def _moment(raw: str | None) -> datetime:
         raise ValidationError(
             {"at": ["Give an RFC 3339 time with its offset, e.g. 2026-03-29T01:30:00Z."]}
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant
+        raise ValidationError({"at": ["That time is out of range."]}) from None

@@ -35,6 +35,9 @@ import x_wr_timezone
 # expanding): an hourly rotation over the six weeks read is about 1 000; a
 # FREQ=MINUTELY rule is a mistake that would keep a worker busy for minutes.
 MOST_OCCURRENCES = 5000
+# Occurrences a feed's rules may step through from their DTSTART to the window's end (a
+# few seconds of expansion at most): a weekly rota begun in 2010 is a thousand.
+MOST_STEPS = 200_000
 
 Edge = Literal["start", "end"]
 
@@ -87,6 +90,14 @@ class TooManyOccurrences(CalendarError):
         super().__init__(
             f"repeats into more than {MOST_OCCURRENCES} occurrences within the schedule's "
             "horizon: is an RRULE's frequency too fine (hourly shifts or longer are expected)?"
+        )
+
+
+class TooManySteps(CalendarError):
+    def __init__(self) -> None:
+        super().__init__(
+            f"has a rule that repeats more than {MOST_STEPS} times between its start and "
+            "the schedule's horizon: start the rotation from a recent date"
         )
 
 
@@ -216,9 +227,15 @@ def occurrences(
     # Widened by two days: floating times and dates are compared by the library in
     # wall-clock time, which may be a day off UTC either way.
     wide_start, wide_end = start - timedelta(days=2), end + timedelta(days=2)
-    if sum(_most(e, wide_end - wide_start) for e in calendar.walk("VEVENT")) > MOST_OCCURRENCES:
-        raise TooManyOccurrences()
     try:
+        events = calendar.walk("VEVENT")
+        if sum(_most(e, wide_end - wide_start) for e in events) > MOST_OCCURRENCES:
+            raise TooManyOccurrences()
+        # The library steps through a rule from its DTSTART: an hourly rule begun in
+        # 1900 is a million steps before the window. Bounded too, from the rule's start.
+        spans = [max(wide_end - _begun(e, wide_start), timedelta(0)) for e in events]
+        if sum(_most(e, span) for e, span in zip(events, spans, strict=True)) > MOST_STEPS:
+            raise TooManySteps()
         expanded = recurring_ical_events.of(calendar).between(wide_start, wide_end)
         found = [_occurrence(event, zone) for event in expanded]
     except CalendarError:
@@ -240,6 +257,7 @@ _PERIODS = {
     "MONTHLY": timedelta(days=28),
     "YEARLY": timedelta(days=365),
 }
+_WEEKS = {"MONTHLY": 5, "YEARLY": 53}
 _EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO")
 
 
@@ -257,14 +275,28 @@ def _most(event: icalendar.Event, window: timedelta) -> int:
     for rule in rules if isinstance(rules, list) else [rules]:
         if rule is None:
             continue
-        frequency = (rule.get("FREQ") or ["DAILY"])[0]
+        frequency = str((rule.get("FREQ") or ["DAILY"])[0]).upper()
         interval = int((rule.get("INTERVAL") or [1])[0] or 1)
-        period = _PERIODS.get(str(frequency).upper(), timedelta(seconds=1)) * max(interval, 1)
+        period = _PERIODS.get(frequency, timedelta(seconds=1)) * max(interval, 1)
         each = 1
         for part in _EXPANDING:
-            each *= max(len(rule.get(part) or ()), 1)
+            # A day of the week repeats in every week of the period it expands.
+            weeks = _WEEKS.get(frequency, 1) if part == "BYDAY" else 1
+            months = 12 if part == "BYMONTHDAY" and frequency == "YEARLY" else 1
+            each *= max(len(rule.get(part) or ()), 1) * weeks * months
         total += (int(window / period) + 2) * each
     return total
+
+
+def _begun(event: icalendar.Event, default: datetime) -> datetime:
+    """The event's DTSTART as an aware instant (a date or a floating time read in UTC:
+    a bound needs no better), or `default` when it has none."""
+    begins = getattr(event.get("DTSTART"), "dt", None)
+    if isinstance(begins, datetime):
+        return begins if begins.tzinfo is not None else begins.replace(tzinfo=UTC)
+    if begins is not None:
+        return datetime(begins.year, begins.month, begins.day, tzinfo=UTC)
+    return default
 
 
 def _occurrence(event: icalendar.Event, zone: tzinfo) -> Occurrence:

@@ -98,10 +98,28 @@ def decide(
         read.append(rota.assign(found, names, override=label != "calendar"))
     (main_shifts, main_unknown), (override_shifts, override_unknown) = read
     unknown = [*main_unknown, *override_unknown]
+    if main_unknown and not main_shifts:
+        # Every event names nobody we know (renamed summaries, people gone): taken as it
+        # reads, the schedule would be emptied. A failure keeps the last good shifts and
+        # says so, and calendar.queue fires if it lasts.
+        return Plan(
+            None,
+            error="The calendar's events name nobody of the organisation "
+            f"({_unknown_text(main_unknown[0])}): the last good shifts are kept.",
+        )
     return Plan(
         shifts=tuple(rota.overlay(main_shifts, override_shifts)),
         unknown=tuple(_unknown_text(u) for u in unknown[:MOST_UNKNOWN]),
     )
+
+
+# What a synchronisation reads: an edit of any of these mid-way voids what it read.
+READ_FIELDS = ("ics_url", "ics_text", "override_ics_url", "override_ics_text", "time_zone")
+
+
+def _edited_since(schedule: OnCallSchedule) -> bool:
+    now_stored = OnCallSchedule.objects.filter(pk=schedule.pk).values_list(*READ_FIELDS).first()
+    return now_stored != tuple(getattr(schedule, name) for name in READ_FIELDS)
 
 
 def _unknown_text(unknown: rota.Unknown) -> str:
@@ -143,6 +161,12 @@ def apply(
     with transaction.atomic():
         state = ScheduleSync.objects.select_for_update().get(schedule=schedule)
         state.last_attempt_at = now
+        if _edited_since(schedule):
+            # Its calendars were edited while these were read (the edit made it due and
+            # forgot the validators): what was read is another calendar's. Nothing of
+            # it is kept; the next run reads the new one at once.
+            state.save(update_fields=["last_attempt_at"])
+            return state
         state.due_at = now + schedule.sync_interval
         # A failure keeps the trace of the first failure in a row: the calendar.queue
         # alert names it as a label, which must hold still while the feed stays down.
@@ -235,7 +259,9 @@ class Report:
 
 
 def synchronize(schedule: OnCallSchedule, now: datetime | None = None) -> ScheduleSync:
-    """Read one schedule's calendars and apply the outcome, in a span."""
+    """Read one schedule's calendars and apply the outcome, in a span. A feed that makes
+    the reading itself raise is recorded as a failure like any other: left unrecorded,
+    the schedule would look merely pending and calendar.queue would never fire."""
     now = now or timezone.now()
     state = ScheduleSync.objects.get_or_create(schedule=schedule)[0]
     attributes = {
@@ -263,7 +289,11 @@ def synchronize(schedule: OnCallSchedule, now: datetime | None = None) -> Schedu
                 state.override_last_modified,
                 bytes(state.override_body or b""),
             )
-        plan = decide(main, override, schedule.zone, members(schedule.organization_id), now)
+        try:
+            plan = decide(main, override, schedule.zone, members(schedule.organization_id), now)
+        except Exception as error:
+            logger.exception("reading the calendars of schedule %s raised", schedule.slug)
+            plan = Plan(None, error=f"The calendar could not be read ({type(error).__name__}).")
         outcome = "failed" if plan.shifts is None else "ok"
         span.set_attribute("oncall.outcome", outcome)
         if plan.shifts is not None:

@@ -130,6 +130,11 @@ def test_who_is_on_call_at_a_time_with_the_dst_overlap(org, member):
     assert bad.status_code == 400
     assert "RFC 3339" in bad.json()["errors"]["at"][0]
 
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        answer = client.get("/api/v1/schedules/primary/oncall/", {"at": edge})
+        assert answer.status_code == 400, edge
+        assert answer.json()["errors"]["at"] == ["That time is out of range."]
+
 
 def test_the_list_flags_a_gap_and_its_queries_are_bounded(
     org, member, django_assert_max_num_queries

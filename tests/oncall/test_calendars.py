@@ -268,6 +268,49 @@ ONE_EVENT = event("e", "DTSTART:20260601T000000Z", "DTEND:20260602T000000Z", "SU
             "more than 5000",
         ),
         (calendar(event("nodate", "SUMMARY:a")), calendars.BrokenEvent, "cannot be read"),
+        # Hourly since 1900: a million steps before the window, a few seconds of work.
+        (
+            calendar(
+                event(
+                    "old",
+                    "DTSTART:19000101T000000Z",
+                    "DTEND:19000101T003000Z",
+                    "RRULE:FREQ=HOURLY",
+                    "SUMMARY:a",
+                )
+            ),
+            calendars.TooManySteps,
+            "start the rotation from a recent date",
+        ),
+        # A yearly rule expanding by weekday and hour: thousands within any window.
+        (
+            calendar(
+                event(
+                    "yearly",
+                    "DTSTART:20260101T000000Z",
+                    "DTEND:20260101T000100Z",
+                    "RRULE:FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,"
+                    "11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,5,10,15,20,25,30",
+                    "SUMMARY:a",
+                )
+            ),
+            calendars.TooManyOccurrences,
+            "more than 5000",
+        ),
+        # A rule the library itself cannot read: named, not raised.
+        (
+            calendar(
+                event(
+                    "x",
+                    "DTSTART:20260601T000000Z",
+                    "DTEND:20260601T010000Z",
+                    "RRULE:FREQ=DAILY;INTERVAL=x",
+                    "SUMMARY:a",
+                )
+            ),
+            calendars.BrokenEvent,
+            "cannot be read",
+        ),
     ],
 )
 def test_unfit_feeds_get_one_error_of_the_closed_set(body, error, says):
@@ -276,6 +319,14 @@ def test_unfit_feeds_get_one_error_of_the_closed_set(body, error, says):
 
     assert says in raised.value.message
     assert isinstance(raised.value, calendars.CalendarError)
+
+
+def test_a_weekly_rota_begun_years_ago_is_read():
+    body = rotation("UTC", ["alice", "bob"], "20100104", "090000", 7, "WEEKLY")
+
+    found = calendars.read(body, PARIS, utc(2026, 6, 1), utc(2026, 6, 15), LIMIT)
+
+    assert {o.names[0] for o in found} == {"alice", "bob"}
 
 
 def test_a_feed_just_under_the_limit_is_read():

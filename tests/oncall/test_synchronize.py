@@ -187,7 +187,46 @@ def test_a_member_of_another_organisation_is_nobody_here(org, other_org, member)
     state = synchronize.synchronize(schedule, NOW)
 
     assert Shift.objects.count() == 0
-    assert state.unknown_names[0].startswith("'mallory'")
+    assert "'mallory'" in state.last_error
+    assert state.consecutive_failures == 1
+
+
+def test_a_feed_naming_nobody_known_keeps_the_last_good_shifts(feeds, org, people):
+    feeds.pages["/team.ics"] = Page(body=WEEKLY)
+    schedule = make_schedule(org, ics_url=feeds.url("/team.ics"))
+    synchronize.synchronize(schedule, NOW)
+    good = sorted(Shift.objects.values_list("responder__user__username", "start"))
+    assert good
+
+    # The summaries renamed to full names nobody is known by: read as it stands, the
+    # schedule would be emptied.
+    feeds.pages["/team.ics"] = Page(
+        body=WEEKLY.replace(b"SUMMARY:alice", b"SUMMARY:Alice Martin").replace(
+            b"SUMMARY:bob", b"SUMMARY:Bob Smith"
+        )
+    )
+    state = synchronize.synchronize(schedule, NOW + timedelta(minutes=5))
+
+    assert sorted(Shift.objects.values_list("responder__user__username", "start")) == good
+    assert "name nobody of the organisation" in state.last_error
+    assert state.consecutive_failures == 1
+
+
+def test_a_rule_the_library_cannot_read_is_recorded_as_a_failure(org, people):
+    schedule = make_schedule(org, ics_text=WEEKLY.decode())
+    synchronize.synchronize(schedule, NOW)
+    kept = Shift.objects.count()
+    assert kept
+
+    broken = WEEKLY.decode().replace("RRULE:FREQ=WEEKLY", "RRULE:FREQ=WEEKLY;INTERVAL=x")
+    assert "INTERVAL=x" in broken
+    schedule.ics_text = broken
+    schedule.save()
+    state = synchronize.synchronize(schedule, NOW + timedelta(minutes=5))
+
+    assert state.consecutive_failures == 1
+    assert "cannot be read" in state.last_error or "could not be read" in state.last_error
+    assert Shift.objects.count() == kept
 
 
 def test_an_ics_export_reads_back_as_the_same_shifts(org, people):
@@ -251,3 +290,20 @@ def test_beat_runs_the_synchronisation_every_30_seconds():
     task = PeriodicTask.objects.get(task="calendar.synchronize")
 
     assert (task.enabled, task.interval.every, task.interval.period) == (True, 30, "seconds")
+
+
+def test_an_edit_while_a_feed_is_read_voids_what_was_read(feeds, org, people):
+    feeds.pages["/old.ics"] = Page(body=WEEKLY, etag='"old"')
+    schedule = make_schedule(org, ics_url=feeds.url("/old.ics"))
+    state = ScheduleSync.objects.get_or_create(schedule=schedule)[0]
+    main = synchronize.read_feed(schedule.ics_url, "", "", "", b"")
+    plan = synchronize.decide(main, None, schedule.zone, synchronize.members(org.pk), NOW)
+    assert plan.shifts
+
+    # Meanwhile a manager points the schedule at another calendar: it is due at once.
+    OnCallSchedule.objects.filter(pk=schedule.pk).update(ics_url=feeds.url("/new.ics"))
+    synchronize.mark_due(schedule, NOW)
+    state = synchronize.apply(schedule, plan, main, None, NOW + timedelta(seconds=1))
+
+    assert Shift.objects.count() == 0, "the old calendar's shifts are not taken"
+    assert (state.due_at, state.main_etag) == (NOW, ""), "due at once, no old validator"
