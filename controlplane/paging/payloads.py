@@ -492,9 +492,15 @@ def pagerduty_event(notice: AlertNotice, routing_key: str) -> dict[str, Any]:
         "class": _pd_text(notice.rule_key),
         "custom_details": details,
     }
+    # Acknowledging in PagerDuty does not reach us: the link acknowledges here too.
+    acknowledge = notice.acknowledge_url if notice.firing else ""
     links = [
         {"href": href, "text": text}
-        for href, text in ((notice.alert_url, "Alert page"), (notice.runbook_url, "Runbook"))
+        for href, text in (
+            (notice.alert_url, "Alert page"),
+            (notice.runbook_url, "Runbook"),
+            (acknowledge, "Acknowledge in the control plane"),
+        )
         if web_link(href)
     ]
     if links:

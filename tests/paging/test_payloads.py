@@ -356,6 +356,10 @@ def test_pagerduty_trigger_shape():
         "links": [
             {"href": "https://cp.example.com/alerts/17/", "text": "Alert page"},
             {"href": "https://runbooks.example.com/api-5xx", "text": "Runbook"},
+            {
+                "href": "https://cp.example.com/alerts/17/ack/signed-token/",
+                "text": "Acknowledge in the control plane",
+            },
         ],
         "client": "Observability control plane",
         "client_url": "https://cp.example.com/alerts/17/",
