@@ -19,6 +19,7 @@ MODULES = [
     "bench.observability_overhead",
     "bench.rule_evaluation",
     "bench.paging",
+    "bench.slo",
 ]
 
 

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "controlplane.alerting",
     "controlplane.paging",
     "controlplane.oncall",
+    "controlplane.slo",
+    "controlplane.jobs",
     "controlplane.api",
     "runbooks",
     "axes",
@@ -234,8 +236,9 @@ OBSERVABILITY = {
     "OTLP_ENDPOINT": env.url("OTEL_EXPORTER_OTLP_ENDPOINT"),
     "LOG_SPANS": env.boolean("LOG_SPANS", default=False),
     "REQUEST_ID_HEADER": "X-Request-Id",
-    # The package's job-run metrics carry our prefix: controlplane_job_runs_total, ...
-    "JOB_METRICS_NAMESPACE": "controlplane",
+    # No prefix for the package's job-run metrics (job_runs_total{job,result}): the
+    # controlplane_job_* names are the job monitors' own (controlplane/jobs/metrics.py,
+    # {job,outcome}), and one name cannot carry both label sets.
     # /metrics counts every organisation's alerts and rules: internal network only,
     # and with a token set, Prometheus must send it (docs/security.md).
     "METRICS_TOKEN": env.bearer_token("METRICS_TOKEN"),
@@ -308,6 +311,17 @@ ALERT_EVENT_NUDGE = env.boolean("ALERT_EVENT_NUDGE", default=True)
 PAGING_LEASE_SECONDS = env.integer("PAGING_LEASE_SECONDS", 60, minimum=1)
 # Consumers beyond those the contexts register themselves: name=dotted.path.to.handler
 ALERT_EVENT_CONSUMERS = env.named_paths("ALERT_EVENT_CONSUMERS")
+
+# SLOs (docs/slos.md): how often each SLO is evaluated, and whether the evaluation
+# reads the exported recording rules for the SLO window when they cover it.
+SLO_EVALUATION_SECONDS = env.integer("SLO_EVALUATION_SECONDS", 60, minimum=10)
+SLO_FAST_PATH = env.boolean("SLO_FAST_PATH", default=True)
+
+# Job pings (docs/jobs.md): pings one monitor's URL takes a minute (counted per web
+# process with the default local-memory cache), and monitors one ping key may create a
+# minute with ?create=1.
+JOB_PINGS_PER_MINUTE = env.integer("JOB_PINGS_PER_MINUTE", 60, minimum=1)
+JOB_PING_CREATIONS_PER_MINUTE = env.integer("JOB_PING_CREATIONS_PER_MINUTE", 10, minimum=0)
 
 # The calendar.queue signal's limits (docs/oncall.md): schedules in the backlog, and
 # how old an overdue schedule's last successful synchronisation may be.

@@ -21,6 +21,9 @@ urlpatterns = [
     path("alerts/", include("controlplane.alerting.urls")),
     path("alerts/", include("controlplane.paging.urls")),
     path("oncall/", include("controlplane.oncall.urls")),
+    path("slos/", include("controlplane.slo.urls")),
+    path("jobs/", include("controlplane.jobs.urls")),
+    path("ping/", include("controlplane.jobs.ping_urls")),
     path("", include("observability.urls")),
 ]
 

@@ -61,6 +61,8 @@ $py manage.py seed_demo_paging --sink-url "$sink_url"
 # Two demo responders on a weekly rota (a generated ICS file): /oncall/ shows who is on
 # call, and the demo policy's second step emails them a minute into an alert.
 $py manage.py seed_demo_oncall
+# The API's availability and latency SLOs, read from the demo's Prometheus: /slos/.
+$py manage.py seed_demo_slos
 
 $py manage.py webhook_sink --port "$WEBHOOK_SINK_PORT" &
 pids+=($!)
@@ -69,6 +71,11 @@ pids+=($!)
 .venv/bin/celery -A controlplane worker --loglevel=INFO --concurrency=2 &
 pids+=($!)
 .venv/bin/celery -A controlplane beat --loglevel=INFO &
+pids+=($!)
+# Simulated payroll, equipment, ETL and backup jobs reporting their runs through the ping
+# endpoint (observability.jobs), the ETL load failing now and then: /jobs/. They stand for
+# other services, so their own job metrics stay out of the control plane's /metrics.
+env -u PROMETHEUS_MULTIPROC_DIR $py manage.py run_demo_jobs &
 pids+=($!)
 
 # The banners of web, worker and beat come first; what to open comes once all answer, so
@@ -80,7 +87,7 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 echo
-echo "control plane: $SITE_URL/  admin: /admin/  alerts: /alerts/  runbooks: /runbooks/  on call: /oncall/"
+echo "control plane: $SITE_URL/  admin: /admin/  alerts: /alerts/  SLOs: /slos/  runbooks: /runbooks/  on call: /oncall/  jobs: /jobs/"
 echo "API docs: /api/v1/docs/  metrics: /metrics  worker check: /healthz?worker=1"
 echo "notifications: lines starting 'webhook sink' (the sink at $sink_url), email printed whole"
 if [ -n "$prometheus_url" ]; then
@@ -88,7 +95,7 @@ if [ -n "$prometheus_url" ]; then
   [ "$SITE_URL" = "http://127.0.0.1:8000" ] || drill="$drill --url $SITE_URL"
   echo "drill: in another terminal, $drill"
   echo "  (3 minutes of real 500s and slow answers: api.5xx fires and its notifications print here"
-  echo "  within a minute)"
+  echo "  within a minute; the api-availability SLO burns on /slos/ and pages on its fast tier)"
 else
   echo "drill (manage.py drill): it needs Prometheus, through which api.5xx reads the server's metrics"
 fi

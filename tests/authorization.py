@@ -36,6 +36,7 @@ from rest_framework.test import APIClient
 
 from controlplane.alerting.models import AlertEvent
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
+from controlplane.jobs.models import JobRun, PingKey
 from controlplane.oncall.models import Responder
 from controlplane.paging import links
 from controlplane.paging.models import Notification
@@ -44,11 +45,13 @@ from tests.factories import (
     make_alert,
     make_channel,
     make_integration,
+    make_job,
     make_policy,
     make_rule,
     make_runbook,
     make_schedule,
     make_silence,
+    make_slo,
     make_source,
     make_user,
 )
@@ -229,7 +232,15 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
         "alertmanager": integration,
         "schedule": make_schedule(organization, f"schedule-{letter}", name=mark("schedule")),
         "responder": Responder.objects.create(organization=organization, user=member),
+        # On the unmarked source "prom": an SLO protects its source from deletion.
+        "slo": make_slo(organization, f"slo-{letter}", name=mark("slo"), service=service),
+        # Under the organisation's ping key "default" (made by make_job).
+        "job": make_job(organization, f"job-{letter}", name=mark("job"), service=service),
+        # A key of no monitor (free to delete); the job's is its "default" one.
+        "pingkey": PingKey.objects.create(organization=organization, name=mark("pingkey")),
     }
+    # A run whose log names its job: the job's runs are read behind the job's wall.
+    JobRun.objects.create(monitor=held.objects["job"], outcome="failure", excerpt=mark("job"))
     return held
 
 
@@ -555,6 +566,8 @@ def lookups(obj: models.Model) -> dict[str, Any]:
     for name in ("slug", "key", "name", "export_key"):
         if hasattr(obj, name):
             values[name] = getattr(obj, name)
+    if getattr(obj, "ping_key", None) is not None:  # /ping/<ping_key>/<slug>
+        values["ping_key"] = obj.ping_key.key
     if isinstance(obj, RunbookRevision):  # /runbooks/<slug>/revisions/<revision_id>/
         values.update(slug=obj.runbook.slug, revision_id=obj.pk)
     return values

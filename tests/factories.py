@@ -201,3 +201,73 @@ ONE_SHIFT_ICS = (
     "DTSTART:20260101T000000Z\r\nDTEND:20260102T000000Z\r\nSUMMARY:nobody\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
+
+
+def make_slo(
+    organization: Organization,
+    slug: str = "api-availability",
+    source: MetricSource | None = None,
+    evaluation: dict | None = None,
+    **fields: Any,
+):
+    """An SLO checked by the model's clean() and saved with its evaluation row, without
+    asking its source; by default a ratio SLO of 99.9 % over 30 days on the
+    organisation's source "prom" (made, pointing nowhere, when it has none).
+
+    `evaluation` sets what the evaluator would have written (status, sli, burn_rates...).
+    """
+    from controlplane.slo.models import SLO, SLOEvaluation
+
+    if source is None:
+        source, _ = MetricSource.objects.get_or_create(
+            organization=organization,
+            name="prom",
+            defaults={"url": "http://prometheus.example:9090", "timeout": 5},
+        )
+    values: dict[str, Any] = {
+        "name": slug.replace("-", " ").capitalize(),
+        "kind": SLO.Kind.RATIO,
+        "bad": 'http_requests_total{code=~"5.."}',
+        "total": "http_requests_total",
+        "objective": 99.9,
+        **fields,
+    }
+    slo = SLO(organization=organization, slug=slug, source=source, **values)
+    slo.full_clean()
+    slo.save()
+    SLOEvaluation.objects.update_or_create(slo=slo, defaults=evaluation or {})
+    return slo
+
+
+def make_job(
+    organization: Organization,
+    slug: str = "payroll-export",
+    state: dict | None = None,
+    **fields: Any,
+):
+    """A job monitor checked by the model's clean() and saved with its state row, under
+    the organisation's default ping key (made when it has none); by default a payroll
+    job on the cron schedule 0 2 * * * in UTC with 15 minutes' grace.
+
+    `state` sets what pings and the overdue check would have written (status,
+    last_start, next_expected...).
+    """
+    from controlplane.jobs.models import JobMonitor, JobMonitorState, PingKey
+
+    if "ping_key" not in fields:
+        fields["ping_key"], _ = PingKey.objects.get_or_create(
+            organization=organization, name="default"
+        )
+    values: dict[str, Any] = {
+        "name": slug.replace("-", " ").capitalize(),
+        "kind": "payroll",
+        "schedule_kind": JobMonitor.Schedule.CRON,
+        "cron": "0 2 * * *",
+        "time_zone": "UTC",
+        **fields,
+    }
+    monitor = JobMonitor(organization=organization, slug=slug, **values)
+    monitor.full_clean()
+    monitor.save()
+    JobMonitorState.objects.update_or_create(monitor=monitor, defaults=state or {})
+    return monitor

@@ -92,6 +92,10 @@ NEW_CHANNEL = {"name": "matrix-new", "kind": "email", "config": {"to": ["new@exa
 STEPS = [{"delay": "0s", "channels": [authz.SHARED_CHANNEL_NAME]}]
 NEW_POLICY = {"slug": "matrix-new", "name": "New", "steps": STEPS}
 NEW_SCHEDULE = {"slug": "matrix-new", "name": "New", "ics_text": ONE_SHIFT_ICS}
+# On the source every organisation has under this name (authz.furnish).
+NEW_SLO = {"slug": "matrix-new", "name": "New", "source": "prom", "objective": 99.9,
+           "sli": {"kind": "ratio", "bad": 'x_total{code="5xx"}', "total": "x_total"}}  # fmt: skip
+NEW_JOB = {"slug": "matrix-new", "name": "New", "schedule": "1h"}
 AM_PAYLOAD = {
     "version": "4",
     "alerts": [
@@ -151,6 +155,23 @@ API = {
     "DELETE /api/v1/schedules/{slug}/":      Op(WRITE, "schedule", ok=204),
     "GET /api/v1/schedules/{slug}/oncall/":  Op(READ, "schedule"),
     "POST /api/v1/schedules/{slug}/sync/":   Op(WRITE, "schedule", ok=202, body={}),
+    "GET /api/v1/slos/":                     Op(READ, lists="slo"),
+    "POST /api/v1/slos/":                    Op(WRITE, ok=201, body=NEW_SLO),
+    "GET /api/v1/slos/{slug}/":              Op(READ, "slo"),
+    "PUT /api/v1/slos/{slug}/":              Op(WRITE, "slo", body=lambda slo: {
+                                                 **NEW_SLO, "slug": slo.slug}),
+    "PATCH /api/v1/slos/{slug}/":            Op(WRITE, "slo", body={"name": "Renamed"}),
+    "DELETE /api/v1/slos/{slug}/":           Op(WRITE, "slo", ok=204),
+    "GET /api/v1/slos/{slug}/history/":      Op(READ, "slo"),
+    "GET /api/v1/jobs/":                     Op(READ, lists="job"),
+    "POST /api/v1/jobs/":                    Op(WRITE, ok=201, body=NEW_JOB),
+    "GET /api/v1/jobs/{slug}/":              Op(READ, "job"),
+    "PATCH /api/v1/jobs/{slug}/":            Op(WRITE, "job", body={"name": "Renamed"}),
+    "DELETE /api/v1/jobs/{slug}/":           Op(WRITE, "job", ok=204),
+    "GET /api/v1/jobs/{slug}/runs/":         Op(READ, "job"),
+    "POST /api/v1/jobs/{slug}/start/":       Op(WRITE, "job", body={}),
+    "POST /api/v1/jobs/{slug}/success/":     Op(WRITE, "job", body={}),
+    "POST /api/v1/jobs/{slug}/fail/":        Op(WRITE, "job", body={"exit_code": 3}),
 }  # fmt: skip
 
 # --- the admin's models -------------------------------------------------------------
@@ -176,6 +197,10 @@ ADMIN_MODELS = {
     "paging.alertmanagerintegration":   SCOPED,
     "oncall.oncallschedule":            SCOPED,
     "oncall.responder":                 SCOPED,
+    "slo.slo":                          SCOPED,
+    "jobs.jobmonitor":                  SCOPED,
+    # A ping key is a bearer secret: like API tokens, for managers only.
+    "jobs.pingkey":                     MANAGERS,
     "auth.user":                        SUPERUSERS,
     "auth.group":                       SUPERUSERS,
     "django_celery_beat.periodictask":  SUPERUSERS,
@@ -293,6 +318,18 @@ PAGES: dict[str, Page | list[Page]] = {
     "GET /oncall/":                            Page(SIGNED_IN, lists="schedule"),
     "GET /oncall/<slug>/":                     Page(MEMBERS, "schedule"),
     "GET /oncall/feeds/<export_key>.ics":      Page(KEY_HOLDERS, "schedule"),
+    "GET /slos/":                              Page(SIGNED_IN, lists="slo"),
+    "GET /slos/<slug>/":                       Page(MEMBERS, "slo"),
+    "GET /jobs/":                              Page(SIGNED_IN, lists="job"),
+    "GET /jobs/<slug>/":                       Page(MEMBERS, "job"),
+    # The Healthchecks ping API: the ping key in the URL is the credential.
+    "GET /ping/<ping_key>/<slug>":             Page(KEY_HOLDERS, "job"),
+    "GET /ping/<ping_key>/<slug>/start":       Page(KEY_HOLDERS, "job"),
+    "GET /ping/<ping_key>/<slug>/fail":        Page(KEY_HOLDERS, "job"),
+    "GET /ping/<ping_key>/<slug>/log":         Page(KEY_HOLDERS, "job"),
+    "GET /ping/<ping_key>/<slug>/<exit_status>": Page(KEY_HOLDERS, "job",
+                                                      args={"exit_status": "0"}),
+    "GET /ping/<rest>":                        Page(NO_ROUTE, path="/ping/nothing-here"),
     "GET /runbooks/<slug>/":                   Page(MEMBERS, "runbook"),
     "GET /runbooks/<slug>/revisions/":         Page(MEMBERS, "runbook"),
     "GET /runbooks/<slug>/revisions/<revision_id>/": Page(MEMBERS, "revision"),

@@ -19,6 +19,7 @@ from tests.factories import make_integration
             f"Bad Request: /api/v1/integrations/alertmanager/{MASKED}/",
         ),
         ("two: amk_a and amk_b.", f"two: {MASKED} and {MASKED}."),
+        ("Not Found: /ping/jpk_Zx-9_a/payroll/start", "Not Found: /ping/jpk_…/payroll/start"),
         ("no key here", "no key here"),
     ],
 )

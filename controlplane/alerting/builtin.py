@@ -87,6 +87,27 @@ BUILTIN_RULES = [
         "runbook": "calendar-queue",
         "needs_source": False,
     },
+    {
+        # Only the monitors in trouble come back, with how it began (jobs.signals).
+        "key": "etl.job.failure",
+        "name": "An ETL, payroll or equipment job failed or is late",
+        "severity": Severity.CRITICAL,
+        "expr": "jobs.business_failure",
+        "op": "",
+        "threshold": None,
+        "annotations": {
+            "summary": "{{ $labels.kind }} job {{ $labels.job }}: {{ $labels.outcome }} "
+            "(trace {{ $labels.trace_id }})",
+            "description": "failure: a run reported failure (a fail ping or an exit "
+            "status from 1 to 255); timeout: a run went past its maximum duration; "
+            "too_fast: a run ended under its minimum duration; missed: no run started "
+            "by its schedule plus grace, the monitor is late. Its runs: "
+            "/jobs/{{ $labels.job }}/; the trace of the run that began it: "
+            "{{ $labels.trace_id }}. Never re-run a job its owner has not cleared.",
+        },
+        "runbook": "etl-job-failure",
+        "needs_source": False,
+    },
 ]
 
 

@@ -212,6 +212,58 @@ def open_from_alertmanager(
     )
 
 
+def open_for_slo(
+    slo: Any,
+    fingerprint: str,
+    *,
+    rule_key: str,
+    severity: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    value: float | None,
+    runbook_url: str,
+    actor: Actor,
+) -> tuple[Alert, bool]:
+    """Open the alert of an SLO's burn-rate tier (slo.alerts), or return the one already
+    open: as `open_alert`, with the SLO in the place of a rule. Returns (alert, created)."""
+    existing = _open_alert_of(slo.organization_id, fingerprint)
+    if existing is not None:
+        return existing, False
+    service = slo.service.slug if slo.service_id else None
+    ids = context.current()
+    alert = Alert(
+        organization_id=slo.organization_id,
+        slo=slo,
+        rule_key=rule_key,
+        service_id=slo.service_id,
+        fingerprint=fingerprint,
+        severity=severity,
+        value=value,
+        labels=dict(labels),
+        annotations=dict(annotations),
+        runbook_url=runbook_url,
+        trace_id=tracing.current_trace_id() or "",
+        span_id=tracing.current_span_id() or "",
+        audit={
+            "organization": str(slo.organization_id),
+            "service": service,
+            "rule": rule_key,
+            "slo": slo.slug,
+            "actor": actor.spec,
+            "request_id": ids.request_id,
+            "user_id": ids.user_id,
+        },
+        actor=actor.spec,
+        silenced_by=_silence_covering(slo.organization_id, rule_key, service, labels),
+    )
+    return _insert_opened(
+        alert,
+        actor,
+        note=f"SLO {slo.slug}",
+        details={"value": _json_value(value), "annotations": dict(annotations)},
+    )
+
+
 def refresh_from_alertmanager(
     alert_id: int,
     *,
@@ -372,6 +424,15 @@ def retire_rule_alerts(rule: AlertRule, note: str, actor: Actor) -> int:
         resolve(alert, actor=actor, note=note)
         for alert in Alert.objects.filter(rule=rule).exclude(state=Alert.State.RESOLVED)
     )
+
+
+def retire_slo_alerts(slo: Any, note: str, actor: Actor, only: Any = None) -> int:
+    """Resolve the open alerts of an SLO disabled, deleted or whose alerting was turned
+    off (`only`: a queryset filter narrowing them): nothing would resolve them later."""
+    alerts = Alert.objects.filter(slo=slo).exclude(state=Alert.State.RESOLVED)
+    if only is not None:
+        alerts = alerts.filter(only)
+    return sum(resolve(alert, actor=actor, note=note) for alert in alerts)
 
 
 def retire_alertmanager_alerts(integration: Any, note: str, actor: Actor) -> int:

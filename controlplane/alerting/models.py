@@ -296,8 +296,8 @@ class Alert(models.Model):
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="alerts"
     )
-    # An alert knows its rule, or its Alertmanager source (paging/alertmanager.py); the
-    # SLO context will add its own reference beside them.
+    # An alert knows its rule, or its SLO (slo/alerts.py), or its Alertmanager source
+    # (paging/alertmanager.py); job monitors will add their own reference beside them.
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
@@ -308,6 +308,14 @@ class Alert(models.Model):
         on_delete=models.SET_NULL,
         related_name="alerts",
         help_text="The Alertmanager integration that reported it; empty for our rules' alerts.",
+    )
+    slo = models.ForeignKey(
+        "slo.SLO",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        help_text="The SLO whose burn rate opened it.",
     )
     rule_key = models.CharField(max_length=100)
     service = models.ForeignKey(

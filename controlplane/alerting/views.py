@@ -101,6 +101,7 @@ def _alert_or_404(request: HttpRequest, pk: int) -> Alert:
             "acknowledged_by",
             "silenced_by",
             "alertmanager",
+            "slo",
         )
         .filter(pk=pk)
         .first()

@@ -14,12 +14,14 @@ from controlplane.api.alerts import AlertViewSet
 from controlplane.api.channels import ChannelViewSet
 from controlplane.api.errors import endpoint_not_found
 from controlplane.api.integrations import KeyIntake, TokenIntake
+from controlplane.api.jobs import JobViewSet
 from controlplane.api.notifications import NotificationViewSet
 from controlplane.api.policies import PolicyViewSet
 from controlplane.api.rules import RuleViewSet
 from controlplane.api.runbooks import RunbookViewSet
 from controlplane.api.schedules import ScheduleViewSet
 from controlplane.api.services import ServiceViewSet
+from controlplane.api.slos import SLOViewSet
 from controlplane.api.sources import SourceViewSet
 from controlplane.middleware import CSP_HEADER, content_security_policy
 
@@ -63,6 +65,8 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("escalation-policies", PolicyViewSet, basename="escalation-policy")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("slos", SLOViewSet, basename="slo")
+router.register("jobs", JobViewSet, basename="job")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,11 +113,32 @@ def handle(event: AlertEvent) -> str:
     return f"{written} notification(s) written"
 
 
+# Contexts whose alerts come from a shared rule (a job monitor's, through the built-in
+# etl.job.failure) name their own policy per alert: they register a finder here.
+PolicyFinder = Callable[[Alert], "EscalationPolicy | None"]
+_policy_finders: list[PolicyFinder] = []
+
+
+def register_policy_finder(finder: PolicyFinder) -> PolicyFinder:
+    """Add a finder (usable as a decorator); registering twice has no effect."""
+    if finder not in _policy_finders:
+        _policy_finders.append(finder)
+    return finder
+
+
 def policy_for(alert: Alert) -> EscalationPolicy | None:
-    """The rule's policy (or the Alertmanager integration's), or else the organisation's
-    default."""
+    """The policy a registered finder names for the alert (a job monitor's), or its
+    rule's (or SLO's, or Alertmanager integration's), or else the organisation's default."""
+    for finder in _policy_finders:
+        named = finder(alert)
+        if named is not None:
+            return named
     if alert.rule_id is not None:
         named = EscalationPolicy.objects.filter(rules__pk=alert.rule_id).first()
+        if named is not None:
+            return named
+    if alert.slo_id is not None:
+        named = EscalationPolicy.objects.filter(slos__pk=alert.slo_id).first()
         if named is not None:
             return named
     if alert.alertmanager_id is not None:

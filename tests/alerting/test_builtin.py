@@ -19,11 +19,17 @@ def keys(org):
 def test_new_organisation_gets_source_down_and_promql_rules_with_its_first_source(db):
     Runbook.objects.create(slug="api-5xx", title="API 5xx", summary="s", body="b", owner="sre")
     org = Organization.objects.create(slug="new", name="New")
-    assert keys(org) == {"source.down", "calendar.queue"}
+    assert keys(org) == {"source.down", "calendar.queue", "etl.job.failure"}
 
     MetricSource.objects.create(organization=org, name="prom", url="http://prometheus:9090")
 
-    assert keys(org) == {"source.down", "calendar.queue", "api.5xx", "api.latency"}
+    assert keys(org) == {
+        "source.down",
+        "calendar.queue",
+        "etl.job.failure",
+        "api.5xx",
+        "api.latency",
+    }
     five_xx = AlertRule.objects.get(organization=org, key="api.5xx")
     assert five_xx.builtin
     assert five_xx.runbook.slug == "api-5xx"
@@ -49,7 +55,7 @@ def test_seed_rules_says_why_promql_rules_wait(org, capsys):
     AlertRule.objects.filter(organization=org).delete()
     call_command("seed_rules", "acme")
     out = capsys.readouterr().out
-    assert "created: source.down, calendar.queue" in out
+    assert "created: source.down, calendar.queue, etl.job.failure" in out
     assert "no metric source yet): api.5xx, api.latency" in out
 
 

@@ -40,6 +40,8 @@ KINDS = {
     "channels": "channel",
     "escalation-policies": "policy",
     "schedules": "schedule",
+    "slos": "slo",
+    "jobs": "job",
 }
 
 
@@ -98,6 +100,23 @@ def test_unknown_fields_are_refused_as_the_schema_says(api, org, key):
         ("Runbook", "reviewed_at"),
         ("Source", "failing_since"),
         ("Source", "last_success_at"),
+        ("SLO", "service"),
+        ("SLO", "sli_value"),
+        ("SLO", "budget_remaining"),
+        ("SLO", "time_to_exhaustion"),
+        ("SLO", "evaluated_at"),
+        ("SLOSnapshot", "budget_remaining"),
+        ("SLOHistory", "next"),
+        ("Job", "service"),
+        ("Job", "min_duration"),
+        ("Job", "last_success"),
+        ("Job", "next_expected"),
+        ("Job", "ping_url"),
+        ("JobRun", "run_id"),
+        ("JobRun", "outcome"),
+        ("JobRun", "duration"),
+        ("JobRun", "exit_code"),
+        ("JobPingAnswer", "run"),
     ],
 )
 def test_fields_that_may_be_null_say_so(schema, field):

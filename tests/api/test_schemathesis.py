@@ -83,6 +83,8 @@ KINDS = {
     "escalation-policies": "policy",
     "integrations": "alertmanager",
     "schedules": "schedule",
+    "slos": "slo",
+    "jobs": "job",
 }
 
 
