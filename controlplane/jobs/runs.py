@@ -371,8 +371,13 @@ def _decide_finish(
     fields = finish | {"duration": duration} | _excerpt_fields(run, ping) | _trace_fields(ping, run)
     if run.outcome:
         # Timed out by the overdue check (or closed by a later start) before this
-        # finish came: complete the record, keep the outcome already announced.
-        return Decision(writes=(RunWrite(run, fields),), durations=(duration,))
+        # finish came: complete the record, keep the outcome already announced. A ping
+        # still resumes a paused monitor, as every ping but log does.
+        others_open = any(other.outcome == "" and other.pk != run.pk for other in unfinished)
+        resumed = (
+            {"status": _resumed_status(state, others_open)} if state.status == Status.PAUSED else {}
+        )
+        return Decision(state=resumed, writes=(RunWrite(run, fields),), durations=(duration,))
     outcome = ping_outcome(monitor, ping, duration)
     others_open = any(other.outcome == "" and other.pk != run.pk for other in unfinished)
     return Decision(

@@ -211,6 +211,18 @@ def test_a_running_monitor_is_not_late_for_its_own_slot_and_paused_and_new_never
     assert JobRun.objects.filter(outcome=Outcome.MISSED).count() == 0
 
 
+def test_the_late_finish_of_a_timed_out_run_resumes_a_paused_monitor(org):
+    monitor = make_job(org, max_duration=minutes(60))
+    record(monitor, "start", SLOT)
+    overdue.check(SLOT + minutes(61), BEAT)
+    runs.pause(monitor, PINGS, now=SLOT + minutes(62))
+
+    record(monitor, "success", SLOT + minutes(70))
+
+    state = state_of(monitor)
+    assert (state.status, state.last_outcome) == (Status.FAILED, Outcome.TIMEOUT)
+
+
 def test_a_run_that_hangs_after_its_start_makes_the_monitor_late_at_the_next_slot(org):
     # Daily at 02:00 with 15 minutes' grace and no maximum duration: a job that hung
     # after /start is reported when tomorrow's run does not start, not three days later.
