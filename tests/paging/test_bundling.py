@@ -155,11 +155,13 @@ def test_a_hanging_receiver_holds_back_its_own_channel_only(
     rule = make_rule(org, escalation_policy=make_policy(org, "p", steps=[(0, [slack, pager])]))
     make_alert(rule)
     outbox.drain()
-    slack_receiver.hang_next(1, 600)  # Slack's message goes first, and hangs
+    slack_receiver.hang_next(1, 600)  # Slack's message hangs
     paged_while_slack_hangs: list[bool] = []
 
     def watch() -> None:
         try:
+            # The channels go side by side: either request may arrive first.
+            slack_receiver.until_received(1)
             pagerduty_receiver.until_received(1)
             paged_while_slack_hangs.append(slack_receiver.requests[0].answered is None)
         finally:
