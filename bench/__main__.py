@@ -20,6 +20,7 @@ MODULES = [
     "bench.rule_evaluation",
     "bench.paging",
     "bench.slo",
+    "bench.audit",
 ]
 
 

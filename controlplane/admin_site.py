@@ -8,6 +8,9 @@ itself reach rows without asking any ModelAdmin:
   the object's page for any object that exists, telling a staff user of one
   organisation which ids another has and where its runbooks live;
 - the autocomplete endpoint, which answers 500 when asked about a reverse relation.
+
+It also gives every ModelAdmin registered on it the audit trail as its history, and
+feeds the index's "Recent actions" from the trail (controlplane/audit/history.py).
 """
 
 from __future__ import annotations
@@ -72,6 +75,21 @@ class ForwardRelationAutocomplete(AutocompleteJsonView):
 
 
 class ControlPlaneAdminSite(admin.AdminSite):
+    def register(self, model_or_iterable, admin_class=None, **options) -> None:
+        # Every ModelAdmin's "History" is the object's audit trail, and none writes
+        # Django's LogEntry (controlplane/audit/history.py): given here, none is left out.
+        from controlplane.audit.history import with_trail
+
+        admin_class = with_trail(admin_class or admin.ModelAdmin)
+        super().register(model_or_iterable, admin_class, **options)
+
+    def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        from controlplane.audit.history import recent_events
+
+        # "Recent actions" from the audit trail (templates/admin/index.html).
+        extra_context = {**(extra_context or {}), "recent_events": recent_events(request)}
+        return super().index(request, extra_context)
+
     def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
         return ForwardRelationAutocomplete.as_view(admin_site=self)(request)
 

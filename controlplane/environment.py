@@ -80,6 +80,32 @@ def string_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def retention_days(name: str) -> dict[str, int]:
+    """'audit_events=730,notifications=30': days kept per retention category, each
+    checked against controlplane/audit/policy.py (a pure module, safe to import here)."""
+    from controlplane.audit import policy
+
+    found: dict[str, int] = {}
+    for item in string_list(name, []):
+        category, sep, raw = (part.strip() for part in item.partition("="))
+        if not sep or not category:
+            raise ImproperlyConfigured(
+                f"{name} must be category=days pairs separated by commas, such as "
+                f"audit_events=730,notifications=30, got {item!r}"
+            )
+        if category in found:
+            raise ImproperlyConfigured(f"{name} names {category} twice")
+        if not re.fullmatch(r"[+-]?[0-9]+", raw):
+            raise ImproperlyConfigured(
+                f"{name}: the retention of {category} must be a whole number of days, got {raw!r}"
+            )
+        try:
+            found[category] = policy.check_days(category, int(raw))
+        except policy.PolicyError as error:
+            raise ImproperlyConfigured(f"{name}: {error}") from None
+    return found
+
+
 def networks(name: str) -> list[str]:
     """'10.0.0.0/8, ::1/128' as normalised CIDRs; a bare address is a network of one."""
     found = []
@@ -178,6 +204,14 @@ def secret_key(name: str, debug: bool, generated_file: Path) -> str:
     generated_file.write_text(key)
     generated_file.chmod(0o600)
     return key
+
+
+def secret(name: str, minimum_length: int = 32) -> str:
+    """A secret of our own, or "" when unset; its value never appears in an error."""
+    raw = string(name)
+    if raw and len(raw) < minimum_length:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum_length} characters long")
+    return raw
 
 
 def email(name: str) -> dict:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "controlplane.oncall",
     "controlplane.slo",
     "controlplane.jobs",
+    "controlplane.audit",
     "controlplane.api",
     "runbooks",
     "axes",
@@ -132,6 +133,9 @@ AXES_LOCKOUT_CALLABLE = "controlplane.login_throttle.locked_out"
 # Axes then masks the username and address in its log lines: users appear in our logs
 # by id only. The failures themselves are in the admin (Axes > Access attempts).
 AXES_VERBOSE = False
+# What Axes masks in those lines and in the form data it stores; its default, written
+# out because the promise is ours: no username or address in a log line (docs/audit.md).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address"]
 # Axes would otherwise keep a row per successful login (username, address, browser)
 # with no retention; the audit trail records who changed what.
 AXES_DISABLE_ACCESS_LOG = True
@@ -242,6 +246,9 @@ OBSERVABILITY = {
     # /metrics counts every organisation's alerts and rules: internal network only,
     # and with a token set, Prometheus must send it (docs/security.md).
     "METRICS_TOKEN": env.bearer_token("METRICS_TOKEN"),
+    # Logs and spans name people by pseudonym, never by id, name or address
+    # (docs/audit.md); an API token's requests keep the token's id ("token:12").
+    "USER_ID": "controlplane.audit.pseudonyms.of_user",
 }
 TRACE_URL_TEMPLATE = env.trace_url_template("TRACE_URL_TEMPLATE")
 
@@ -322,6 +329,15 @@ SLO_FAST_PATH = env.boolean("SLO_FAST_PATH", default=True)
 # minute with ?create=1.
 JOB_PINGS_PER_MINUTE = env.integer("JOB_PINGS_PER_MINUTE", 60, minimum=1)
 JOB_PING_CREATIONS_PER_MINUTE = env.integer("JOB_PING_CREATIONS_PER_MINUTE", 10, minimum=0)
+
+# The audit trail (docs/audit.md): the key of its hash chain, kept out of the database.
+# Empty: derived from SECRET_KEY, whose rotation then breaks `audit_verify` for what
+# was sealed before; set it to keep the trail verifiable across a SECRET_KEY rotation.
+AUDIT_CHAIN_KEY = env.secret("AUDIT_CHAIN_KEY", minimum_length=32)
+# Days kept per retention category for every organisation, over the defaults
+# (controlplane/audit/policy.py), e.g. "audit_events=730,notifications=30"; an
+# organisation's RetentionOverride wins over both.
+RETENTION_DAYS = env.retention_days("RETENTION_DAYS")
 
 # The calendar.queue signal's limits (docs/oncall.md): schedules in the backlog, and
 # how old an overdue schedule's last successful synchronisation may be.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -67,6 +68,8 @@ class ObservabilityMiddleware:
         )
         self.get_response = get_response
         self._request_id_key = "HTTP_" + self.options.request_id_header.upper().replace("-", "_")
+        # How logs and spans name the signed-in user (OBSERVABILITY["USER_ID"]).
+        self._identify = options.user_identifier(self.options.user_id)
         self._durations: dict[tuple[str, str, str], Histogram] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
@@ -131,7 +134,7 @@ class ObservabilityMiddleware:
         # Session users are known before the view runs, so its log lines carry the id.
         # Token-authenticated API users are bound by the authentication class, or
         # at the latest picked up in _finish.
-        user_id = authenticated_user_id(request)
+        user_id = authenticated_user_id(request, self._identify)
         if user_id is not None:
             context.bind(user_id=user_id)
 
@@ -151,7 +154,7 @@ class ObservabilityMiddleware:
     ) -> None:
         match = getattr(request, "resolver_match", None)
         route = route_template(match.route or "") if match is not None else UNMATCHED_ROUTE
-        user_id = authenticated_user_id(request)
+        user_id = authenticated_user_id(request, self._identify)
         audit = context.current()
         if user_id is not None and user_id != audit.user_id:
             audit = context.bind(user_id=user_id)
@@ -204,8 +207,10 @@ def _parent(meta: dict) -> tuple[Context, bool]:
     return parent, tracing.remote_parent(trace.get_current_span(parent).get_span_context())
 
 
-def authenticated_user_id(request: HttpRequest) -> str | None:
-    """The primary key of the signed-in user as a string, or None.
+def authenticated_user_id(
+    request: HttpRequest, identify: Callable[[Any], str | None] = options.primary_key
+) -> str | None:
+    """The signed-in user as `identify` names them (by default their primary key), or None.
 
     AuthenticationMiddleware's lazy user is left alone when no session cookie was
     sent: resolving it then could only find an anonymous user, and would mark the
@@ -218,5 +223,6 @@ def authenticated_user_id(request: HttpRequest) -> str | None:
         if settings.SESSION_COOKIE_NAME not in request.COOKIES:
             return None
     if getattr(user, "is_authenticated", False):
-        return str(user.pk)
+        identity = identify(user)
+        return None if identity is None else str(identity)
     return None

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 # A metric name prefix, without the colon that Prometheus keeps for recording rules.
 _NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # What may follow "Bearer " in an Authorization header (RFC 6750's b64token).
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+# A dotted path to a function: "package.module.function".
+_DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,9 @@ class Options:
     job_metrics_namespace: str = ""
     # When set, /metrics answers only requests with "Authorization: Bearer <token>".
     metrics_token: str = ""
+    # Dotted path of a function user -> str naming the signed-in user in log lines
+    # (`user_id`) and spans (`enduser.id`); empty: the user's primary key.
+    user_id: str = ""
 
 
 def load() -> Options:
@@ -56,6 +64,12 @@ def load() -> Options:
             "OBSERVABILITY['METRICS_TOKEN'] must be a string of letters, digits and "
             ". _ ~ + / - (and = at the end), as a bearer token is"
         )
+    user_id = given.get("USER_ID") or defaults.user_id
+    if user_id and not (isinstance(user_id, str) and _DOTTED_PATH.fullmatch(user_id)):
+        raise ImproperlyConfigured(
+            "OBSERVABILITY['USER_ID'] must be the dotted path of a function taking a user "
+            f"and returning a string, e.g. 'myproject.people.pseudonym', not {user_id!r}"
+        )
     return Options(
         enabled=bool(given.get("ENABLED", defaults.enabled)),
         service_name=given.get("SERVICE_NAME")
@@ -71,7 +85,29 @@ def load() -> Options:
         request_id_header=given.get("REQUEST_ID_HEADER") or defaults.request_id_header,
         job_metrics_namespace=namespace,
         metrics_token=metrics_token,
+        user_id=user_id,
     )
+
+
+def primary_key(user: Any) -> str:
+    """The default OBSERVABILITY["USER_ID"]: the user's primary key, as a string."""
+    return str(user.pk)
+
+
+def user_identifier(path: str) -> Callable[[Any], str | None]:
+    """The function OBSERVABILITY["USER_ID"] names (`primary_key` when empty).
+
+    Imported when the middleware starts, so a wrong path stops the start.
+    """
+    if not path:
+        return primary_key
+    try:
+        function = import_string(path)
+    except ImportError as error:
+        raise ImproperlyConfigured(f"OBSERVABILITY['USER_ID']: {error}") from None
+    if not callable(function):
+        raise ImproperlyConfigured(f"OBSERVABILITY['USER_ID']: {path} is not a function")
+    return function
 
 
 _checked_namespaces: set[str] = set()
@@ -98,4 +134,5 @@ _KEYS = {
     "REQUEST_ID_HEADER",
     "JOB_METRICS_NAMESPACE",
     "METRICS_TOKEN",
+    "USER_ID",
 }

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.models import Organization
 from controlplane.catalog.validators import contains_nul
 from runbooks import rendering
@@ -26,7 +27,24 @@ class Via(models.TextChoices):
     API = "api", "API"
 
 
-class Runbook(models.Model):
+class Runbook(Audited):
+    audit = AuditSpec(
+        people=frozenset({"updated_by_id"}),
+        # sync_runbooks' bookkeeping (runbooks/sync.py): recording a file as synced is
+        # not an edit; the digest says nothing a reader needs.
+        quiet=frozenset({"synced_digest", "source_path"}),
+        skip=frozenset(
+            {
+                "created_at",
+                "updated_at",
+                "body_html",
+                "sections",
+                "rendering_version",
+                "synced_digest",
+            }
+        ),
+    )
+
     organization = models.ForeignKey(
         Organization,
         null=True,

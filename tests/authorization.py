@@ -35,6 +35,7 @@ from django_celery_beat.models import (
 from rest_framework.test import APIClient
 
 from controlplane.alerting.models import AlertEvent
+from controlplane.audit.models import AuditEvent
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
 from controlplane.jobs.models import JobRun, PingKey
 from controlplane.oncall.models import Responder
@@ -109,8 +110,9 @@ def row(*answers: Answer | str) -> dict[str, Answer | str]:
 
 
 # Kinds with no text of their own show another kind's marker: a revision its
-# runbook's title, a membership its user's name.
-SHOWN_AS = {"revision": "runbook", "membership": "user", "responder": "user"}
+# runbook's title, a membership its user's name, an audit event (the rule's creation)
+# the rule's name in its diff.
+SHOWN_AS = {"revision": "runbook", "membership": "user", "responder": "user", "audit": "rule"}
 
 
 @dataclass
@@ -241,6 +243,10 @@ def furnish(organization: Organization, letter: str, shared: Holdings) -> Holdin
     }
     # A run whose log names its job: the job's runs are read behind the job's wall.
     JobRun.objects.create(monitor=held.objects["job"], outcome="failure", excerpt=mark("job"))
+    # The trail's record of the rule's creation, its name (the marker) in the diff.
+    held.objects["audit"] = AuditEvent.objects.get(
+        object_type="alerting.alertrule", object_id=str(rule.pk), action="created"
+    )
     return held
 
 

@@ -24,6 +24,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 
+from controlplane.audit.models import AuditEvent
 from tests import authorization as authz
 from tests.authorization import (
     ADMIN_INDEX,
@@ -49,6 +50,8 @@ pytestmark = pytest.mark.django_db
 # --- the API ---------------------------------------------------------------------------
 
 READ, WRITE, RESPOND, PUBLIC, NO_ROUTE = "read", "write", "respond", "public", "no route"
+# The audit trail: the organisation's tokens (read scope included) and its managers.
+TRAIL = "audit trail"
 # Alertmanager's two ways in: a write token, or the integration's key in the URL.
 AM_TOKEN, AM_KEY = "alertmanager with a token", "alertmanager with a key"
 
@@ -71,6 +74,10 @@ API_ACCESS = {
     # The key is the credential, whoever holds it: it opens its own integration only.
     (AM_KEY, OWN):    row(OK,     OK,       OK,    OK,      OK,       OK,      OK,        OK),
     (AM_KEY, FOREIGN): row(OK,    OK,       OK,    OK,      OK,       OK,      OK,        OK),
+    # The member of two organisations reads the trail of the one it manages only.
+    (TRAIL, NONE):    row(OK,     403,      403,   OK,      OK,       OK,      403,       401),
+    (TRAIL, OWN):     row(OK,     403,      403,   OK,      OK,       404,     403,       401),
+    (TRAIL, FOREIGN): row(404,    403,      403,   404,     404,      404,     403,       401),
 }  # fmt: skip
 
 
@@ -172,12 +179,17 @@ API = {
     "POST /api/v1/jobs/{slug}/start/":       Op(WRITE, "job", body={}),
     "POST /api/v1/jobs/{slug}/success/":     Op(WRITE, "job", body={}),
     "POST /api/v1/jobs/{slug}/fail/":        Op(WRITE, "job", body={"exit_code": 3}),
+    # No `lists`: the member of two organisations lists the trail of the one it manages.
+    "GET /api/v1/audit/":                    Op(TRAIL),
+    "GET /api/v1/audit/{id}/":               Op(TRAIL, "audit"),
 }  # fmt: skip
 
 # --- the admin's models -------------------------------------------------------------
 
 SCOPED, READ_ONLY, MANAGERS, ORGANIZATIONS = "scoped", "read-only", "managers", "organizations"
 SUPERUSERS = "superusers"
+# The audit trail: read by managers, written by nobody.
+TRAIL_ADMIN = "audit trail"
 
 # Every registered ModelAdmin: how its views are guarded.
 ADMIN_MODELS = {
@@ -211,9 +223,16 @@ ADMIN_MODELS = {
     "axes.accessattempt":               SUPERUSERS,
     "axes.accessfailurelog":            SUPERUSERS,
     "axes.accesslog":                   SUPERUSERS,
+    "audit.auditevent":                 TRAIL_ADMIN,
 }  # fmt: skip
 ORGANIZATION_APPS = {
     label.split(".")[0] for label, how in ADMIN_MODELS.items() if how != SUPERUSERS
+}
+# Apps of models for managers only: the others see no model there.
+MANAGERS_ONLY_APPS = ORGANIZATION_APPS - {
+    label.split(".")[0]
+    for label, how in ADMIN_MODELS.items()
+    if how not in (SUPERUSERS, MANAGERS, TRAIL_ADMIN)
 }
 
 # --- pages, and the admin's own views ----------------------------------------------------
@@ -221,6 +240,7 @@ ORGANIZATION_APPS = {
 SIGNED_IN, MEMBERS, RESPONDERS, NOT_ALLOWED = "signed in", "members", "responders", "no GET"
 STAFF, ADMIN_LOGIN_PAGE = "staff", "admin login"
 READERS, READERS_APP, SUPERUSERS_APP = "readers", "readers' app", "superusers' app"
+MANAGERS_APP = "managers' app"
 LOGGING_OUT, ADMIN_LOGGING_OUT, ADMIN_NO_ROUTE = "log out", "admin log out", "admin: no route"
 SCRAPERS = "scrapers"
 LINK_HOLDERS = "link holders"
@@ -262,6 +282,7 @@ PAGE_ACCESS = {
     # An app's index "does not exist" to those who see none of its models.
     (READERS_APP, NONE): row(OK, OK, OK, ADMIN_LOGIN, ADMIN_LOGIN, OK, 404, ADMIN_LOGIN),
     (SUPERUSERS_APP, NONE): row(404, 404, 404, ADMIN_LOGIN, ADMIN_LOGIN, 404, 404, ADMIN_LOGIN),
+    (MANAGERS_APP, NONE): row(OK, 404, 404, ADMIN_LOGIN, ADMIN_LOGIN, OK, 404, ADMIN_LOGIN),
     (SUPERUSERS, OWN):   row(403, 403, 403, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403, ADMIN_LOGIN),
 }  # fmt: skip
 
@@ -284,7 +305,8 @@ def admin_app_pages() -> list[Page]:
     """/admin/<app>/ of every app with a registered model."""
     labels = sorted({model._meta.app_label for model in admin.site._registry})
     return [
-        Page(READERS_APP if label in ORGANIZATION_APPS else SUPERUSERS_APP,
+        Page(MANAGERS_APP if label in MANAGERS_ONLY_APPS
+             else READERS_APP if label in ORGANIZATION_APPS else SUPERUSERS_APP,
              args={"app_label": label})
         for label in labels
     ]  # fmt: skip
@@ -372,6 +394,8 @@ DELETED = "delete (POST)"
 # sent to its login page. An object it cannot see is "missing": back to the index.
 # The change and delete pages ask for the permission (to view, to delete) before they
 # look for the object: those who have it nowhere get a 403 whatever the object.
+# An object's history is its audit trail (controlplane/audit/history.py): managers of its
+# organisation are sent to its events; others who see the object are refused.
 ADMIN_ACCESS = {
     SCOPED: {
         #                          manager  responder viewer   rt wt two-orgs staff-none anon
@@ -381,7 +405,7 @@ ADMIN_ACCESS = {
         ("change", FOREIGN):  row(MISSING, MISSING,  MISSING, L, L, MISSING, 403,       L),
         ("delete", OWN):      row(OK,      403,      403,     L, L, 403,     403,       L),
         ("delete", FOREIGN):  row(MISSING, 403,      403,     L, L, MISSING, 403,       L),
-        ("history", OWN):     row(OK,      OK,       OK,      L, L, OK,      MISSING,   L),
+        ("history", OWN):     row(OK,      403,      403,     L, L, 403,     MISSING,   L),
         ("history", FOREIGN): row(MISSING, MISSING,  MISSING, L, L, MISSING, MISSING,   L),
         (DELETED, OWN):       row(OK,      403,      403,     L, L, 403,     403,       L),
         (DELETED, FOREIGN):   row(MISSING, 403,      403,     L, L, MISSING, 403,       L),
@@ -389,7 +413,8 @@ ADMIN_ACCESS = {
         # superusers only.
         ("change", SHARED):   row(OK,      OK,       OK,      L, L, OK,      403,       L),
         ("delete", SHARED):   row(403,     403,      403,     L, L, 403,     403,       L),
-        ("history", SHARED):  row(OK,      OK,       OK,      L, L, OK,      MISSING,   L),
+        # The trail of a shared row is of no organisation: superusers'.
+        ("history", SHARED):  row(403,     403,      403,     L, L, 403,     MISSING,   L),
         (DELETED, SHARED):    row(403,     403,      403,     L, L, 403,     403,       L),
     },
     # Alerts and their timeline change through their recorder only: no add, no delete.
@@ -400,7 +425,7 @@ ADMIN_ACCESS = {
         ("change", FOREIGN):  row(MISSING, MISSING,  MISSING, L, L, MISSING, 403,       L),
         ("delete", OWN):      row(403,     403,      403,     L, L, 403,     403,       L),
         ("delete", FOREIGN):  row(403,     403,      403,     L, L, 403,     403,       L),
-        ("history", OWN):     row(OK,      OK,       OK,      L, L, OK,      MISSING,   L),
+        ("history", OWN):     row(OK,      403,      403,     L, L, 403,     MISSING,   L),
         ("history", FOREIGN): row(MISSING, MISSING,  MISSING, L, L, MISSING, MISSING,   L),
         (DELETED, OWN):       row(403,     403,      403,     L, L, 403,     403,       L),
         (DELETED, FOREIGN):   row(403,     403,      403,     L, L, 403,     403,       L),
@@ -426,7 +451,7 @@ ADMIN_ACCESS = {
         ("change", FOREIGN):  row(MISSING, MISSING,  MISSING, L, L, MISSING, 403,       L),
         ("delete", OWN):      row(403,     403,      403,     L, L, 403,     403,       L),
         ("delete", FOREIGN):  row(403,     403,      403,     L, L, 403,     403,       L),
-        ("history", OWN):     row(OK,      OK,       OK,      L, L, OK,      MISSING,   L),
+        ("history", OWN):     row(OK,      403,      403,     L, L, 403,     MISSING,   L),
         ("history", FOREIGN): row(MISSING, MISSING,  MISSING, L, L, MISSING, MISSING,   L),
         (DELETED, OWN):       row(403,     403,      403,     L, L, 403,     403,       L),
         (DELETED, FOREIGN):   row(403,     403,      403,     L, L, 403,     403,       L),
@@ -439,6 +464,20 @@ ADMIN_ACCESS = {
         ("delete", NONE):     row(403,     403,      403,     L, L, 403,     403,       L),
         ("history", NONE):    row(403,     403,      403,     L, L, 403,     403,       L),
         (DELETED, NONE):      row(403,     403,      403,     L, L, 403,     403,       L),
+    },
+    # The audit trail: its organisation's managers read it; nobody adds, changes or
+    # deletes an event (a POST is refused, and recorded).
+    TRAIL_ADMIN: {
+        ("changelist", NONE): row(OK,      403,      403,     L, L, OK,      403,       L),
+        ("add", NONE):        row(403,     403,      403,     L, L, 403,     403,       L),
+        ("change", OWN):      row(OK,      403,      403,     L, L, MISSING, 403,       L),
+        ("change", FOREIGN):  row(MISSING, 403,      403,     L, L, MISSING, 403,       L),
+        ("delete", OWN):      row(403,     403,      403,     L, L, 403,     403,       L),
+        ("delete", FOREIGN):  row(403,     403,      403,     L, L, 403,     403,       L),
+        ("history", OWN):     row(OK,      MISSING,  MISSING, L, L, MISSING, MISSING,   L),
+        ("history", FOREIGN): row(MISSING, MISSING,  MISSING, L, L, MISSING, MISSING,   L),
+        (DELETED, OWN):       row(403,     403,      403,     L, L, 403,     403,       L),
+        (DELETED, FOREIGN):   row(403,     403,      403,     L, L, 403,     403,       L),
     },
 }  # fmt: skip
 # The bare object URL redirects any staff account to the change page, which decides.
@@ -631,6 +670,8 @@ def admin_cells(world: World, identity: str) -> Iterator[Cell]:
             method, body, ok = "GET", None, 200
             if view == "redirect":
                 ok = Redirect(authz.admin_url(model, "change", obj))
+            if view == "history":  # to the object's events in the audit trail
+                ok = Redirect(authz.admin_url(AuditEvent, "changelist") + "?", prefix=True)
             if view == DELETED:
                 view, method, body = "delete", "POST", {"post": "yes"}
                 ok = Redirect(authz.admin_url(model, "changelist"))

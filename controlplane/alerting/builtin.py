@@ -108,6 +108,28 @@ BUILTIN_RULES = [
         "runbook": "etl-job-failure",
         "needs_source": False,
     },
+    {
+        # The organisation's audit-retention monitor in trouble (jobs.signals): the
+        # retention job (controlplane/audit/job.py) failed for it, or never ran.
+        "key": "audit.job.failure",
+        "name": "The audit retention job failed or missed its run",
+        "severity": Severity.CRITICAL,
+        "expr": "audit.job_failure",
+        "op": "",
+        "threshold": None,
+        "annotations": {
+            "summary": "audit job {{ $labels.job }}: {{ $labels.outcome }} "
+            "(trace {{ $labels.trace_id }})",
+            "description": "failure: the retention purge of this organisation raised (the "
+            "error is the run's output); timeout: it ran past its maximum duration; "
+            "missed: no run started by its schedule (03:30 UTC) plus grace. What is past "
+            "its retention stays stored meanwhile. Its runs: /jobs/{{ $labels.job }}/; "
+            "the trace of the job: {{ $labels.trace_id }}. Rerun with manage.py "
+            "run_retention (--dry-run first), never by deleting rows by hand.",
+        },
+        "runbook": "audit-job-failure",
+        "needs_source": False,
+    },
 ]
 
 

@@ -19,6 +19,9 @@ from django.utils import timezone
 from controlplane.alerting import outbox
 from controlplane.alerting.models import Alert, AlertEvent, AlertRule, Silence
 from controlplane.alerting.silences import covers, parse_matchers, subject
+from controlplane.audit import recorder
+from controlplane.audit.diff import AuditSpec, changes, jsonable
+from controlplane.audit.pseudonyms import actor_spec
 from controlplane.catalog.actors import BEAT, Actor
 from observability import context, tracing
 
@@ -33,9 +36,8 @@ def record(
 ) -> AlertEvent:
     """Write one event of an alert's timeline: the only place that does.
 
-    Call it inside the transaction of the change it records, so that the change
-    and its event (the outbox entry) commit or vanish together. The audit trail
-    will be written here too.
+    Call it inside the transaction of the change it records, so that the change,
+    its event (the outbox entry) and its audit event commit or vanish together.
     """
     event = AlertEvent.objects.create(
         alert=alert,
@@ -46,8 +48,78 @@ def record(
         note=note,
         details=dict(details or {}),
     )
+    action = audit_action(kind, actor)
+    if action is not None:
+        recorder.record(
+            action,
+            organization_id=alert.organization_id,
+            object_type=recorder.object_type_of(Alert),
+            object_id=alert.pk,
+            label=audit_label(alert),
+            diff=audit_diff(alert, kind, note, event.details),
+            actor=actor,
+        )
     outbox.notify_on_commit()
     return event
+
+
+# The timeline's kinds the audit trail records. An opening is recorded when a person or
+# a token made it (a test fire, which pages people as a real alert does); an opening by
+# the system is an evaluation or an Alertmanager observing its data: the timeline tells
+# it, and the trail's `notification.delivered` events name the alert it paged for.
+# Silencing and un-silencing follow from a silence's edit, which the trail records.
+AUDITED_KINDS = {
+    AlertEvent.Kind.OPENED: "alert.opened",
+    AlertEvent.Kind.ACKNOWLEDGED: "alert.acknowledged",
+    AlertEvent.Kind.RESOLVED: "alert.resolved",
+    AlertEvent.Kind.REAPPLIED: "alert.policy_reapplied",
+}
+# Notes are free text: long ones are summarised as the trail summarises long fields.
+_NOTE = AuditSpec()
+FINGERPRINT_SHOWN = 12
+
+
+def audit_action(kind: str, actor: Actor) -> str | None:
+    """The audit action of a timeline event, None when the trail leaves it out."""
+    if kind == AlertEvent.Kind.OPENED and actor.kind == "system":
+        return None
+    return AUDITED_KINDS.get(kind)
+
+
+def audit_label(alert: Alert) -> str:
+    fingerprint = alert.fingerprint
+    if len(fingerprint) > FINGERPRINT_SHOWN:
+        fingerprint = f"{fingerprint[:FINGERPRINT_SHOWN]}…"
+    return f"{alert.rule_key} {fingerprint}"
+
+
+def audit_diff(alert: Alert, kind: str, note: str, details: Mapping[str, Any]) -> dict[str, Any]:
+    """What an audited timeline event changed (pure): the state (or the policy's
+    version) from and to, the note, and what the caller said of how (a one-click link's
+    notification). Call it after the change, with the alert as it now is."""
+    if kind == AlertEvent.Kind.REAPPLIED:
+        return changes(
+            {"policy_version": details.get("previous_version")},
+            {"policy_version": details.get("version")},
+            _NOTE,
+        ) | _noted(note)
+    if kind == AlertEvent.Kind.OPENED:
+        opened = {"state": alert.state, "value": details.get("value"), "is_test": alert.is_test}
+        return changes(None, opened, _NOTE) | _noted(note)
+    if kind == AlertEvent.Kind.ACKNOWLEDGED:
+        before, after = {"state": Alert.State.FIRING}, {"state": alert.state}
+        before["acknowledged_at"], after["acknowledged_at"] = None, alert.acknowledged_at
+    else:
+        # A resolved alert was acknowledged before if it ever was: nothing un-acknowledges.
+        was = Alert.State.ACKNOWLEDGED if alert.acknowledged_at else Alert.State.FIRING
+        before, after = {"state": was}, {"state": alert.state}
+        before["resolved_at"], after["resolved_at"] = None, alert.resolved_at
+    how = {name: jsonable(value) for name, value in details.items()}
+    return how | changes(before, after, _NOTE) | _noted(note)
+
+
+def _noted(note: str) -> dict[str, Any]:
+    return {"note": changes(None, {"note": note}, _NOTE)["note"]["to"]} if note else {}
 
 
 def audit_tags(rule: AlertRule, actor: Actor) -> dict[str, str | None]:
@@ -56,7 +128,7 @@ def audit_tags(rule: AlertRule, actor: Actor) -> dict[str, str | None]:
         "organization": str(rule.organization_id),
         "service": rule.service.slug if rule.service_id else None,
         "rule": rule.key,
-        "actor": actor.spec,
+        "actor": actor_spec(actor),
         "request_id": ids.request_id,
         "user_id": ids.user_id,
     }
@@ -197,7 +269,7 @@ def open_from_alertmanager(
             "service": service,
             "rule": rule_key,
             "alertmanager": integration.slug,
-            "actor": actor.spec,
+            "actor": actor_spec(actor),
             "request_id": ids.request_id,
             "user_id": ids.user_id,
         },
@@ -249,7 +321,7 @@ def open_for_slo(
             "service": service,
             "rule": rule_key,
             "slo": slo.slug,
-            "actor": actor.spec,
+            "actor": actor_spec(actor),
             "request_id": ids.request_id,
             "user_id": ids.user_id,
         },
@@ -295,11 +367,14 @@ def _json_value(value: float | None) -> float | str | None:
 
 
 @transaction.atomic
-def acknowledge(alert: Alert, actor: Actor, note: str = "") -> bool:
+def acknowledge(
+    alert: Alert, actor: Actor, note: str = "", *, details: Mapping[str, Any] | None = None
+) -> bool:
     """Acknowledge a firing alert; False when it was not firing (nothing changes).
 
     A person acknowledges as `Actor.user(u)` (the alert then names them as its
-    acknowledger); a token or a signed link names itself.
+    acknowledger); a token or a signed link names itself. `details` say how, on the
+    timeline and in the audit trail (a one-click link's notification).
     """
     changed = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).update(
         state=Alert.State.ACKNOWLEDGED,
@@ -309,13 +384,21 @@ def acknowledge(alert: Alert, actor: Actor, note: str = "") -> bool:
     if not changed:
         return False
     alert.refresh_from_db()
-    record(alert, AlertEvent.Kind.ACKNOWLEDGED, actor, note)
+    record(alert, AlertEvent.Kind.ACKNOWLEDGED, actor, note, details=details)
     return True
 
 
 @transaction.atomic
-def resolve(alert: Alert, *, actor: Actor, note: str = "", at=None) -> bool:
-    """Resolve an open alert; False when it was already resolved."""
+def resolve(
+    alert: Alert,
+    *,
+    actor: Actor,
+    note: str = "",
+    at=None,
+    details: Mapping[str, Any] | None = None,
+) -> bool:
+    """Resolve an open alert; False when it was already resolved. `details` as for
+    `acknowledge`."""
     at = at or timezone.now()
     changed = (
         Alert.objects.filter(pk=alert.pk)
@@ -325,7 +408,7 @@ def resolve(alert: Alert, *, actor: Actor, note: str = "", at=None) -> bool:
     if not changed:
         return False
     alert.refresh_from_db()
-    record(alert, AlertEvent.Kind.RESOLVED, actor, note)
+    record(alert, AlertEvent.Kind.RESOLVED, actor, note, details=details)
     return True
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from controlplane.alerting import internal_signals, templates
 from controlplane.alerting.states import OPERATORS
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.actors import BEAT
 from controlplane.catalog.validators import contains_nul, contains_surrogate
 
@@ -46,7 +47,12 @@ class Severity(models.TextChoices):
     INFO = "info", "Info"
 
 
-class AlertRule(models.Model):
+class AlertRule(Audited):
+    # The evaluator marks a rule saved unverified as verified once its source ran it
+    # (evaluation._verify): the rule's state, not an edit. An edit that changes the
+    # verification (a new expression) still shows it in its diff.
+    audit = AuditSpec(quiet=frozenset({"verification", "verification_note"}))
+
     class State(models.TextChoices):
         INACTIVE = "inactive", "Inactive"
         PENDING = "pending", "Pending"
@@ -429,8 +435,10 @@ class AlertEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-class Silence(models.Model):
+class Silence(Audited):
     """A maintenance window: matching alerts are recorded but notify no one."""
+
+    audit = AuditSpec(people=frozenset({"created_by_id"}))
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="silences"

@@ -335,19 +335,13 @@ def _replace_steps(policy: EscalationPolicy, steps: Steps) -> None:
         EscalationStep(policy=policy, position=position, delay=delay)
         for position, (delay, _, _) in enumerate(steps)
     )
-    links = [
-        EscalationStep.channels.through(escalationstep_id=step.pk, notificationchannel_id=c.pk)
-        for step, (_, chosen, _) in zip(created, steps, strict=True)
-        for c in chosen
-    ]
-    EscalationStep.channels.through.objects.bulk_create(links)
-    rotas = [
-        EscalationStep.schedules.through(escalationstep_id=step.pk, oncallschedule_id=s.pk)
-        for step, (_, _, picked) in zip(created, steps, strict=True)
-        for s in picked
-    ]
-    if rotas:
-        EscalationStep.schedules.through.objects.bulk_create(rotas)
+    # Through the relations, not their tables: the audit trail records what the
+    # relations' add() announces (two queries a step, and a step's event).
+    for step, (_, chosen, picked) in zip(created, steps, strict=True):
+        if chosen:
+            step.channels.add(*chosen)
+        if picked:
+            step.schedules.add(*picked)
 
 
 def _api_errors(error: DjangoValidationError) -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from controlplane.api.alerts import AlertViewSet
+from controlplane.api.audit import AuditEventViewSet
 from controlplane.api.channels import ChannelViewSet
 from controlplane.api.errors import endpoint_not_found
 from controlplane.api.integrations import KeyIntake, TokenIntake
@@ -67,6 +68,7 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("slos", SLOViewSet, basename="slo")
 router.register("jobs", JobViewSet, basename="job")
+router.register("audit", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

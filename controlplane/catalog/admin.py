@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import HttpRequest
 
+from controlplane.audit import erasure, policy
+from controlplane.audit.models import RetentionOverride
 from controlplane.catalog import tenancy
 from controlplane.catalog.models import (
     ApiToken,
@@ -176,13 +179,63 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+def _retention_help() -> str:
+    bounds = ", ".join(
+        f"{name.replace('_', ' ')} {least} to {most:,}"
+        for name, (least, most) in ((name, policy.bounds(name)) for name in policy.CATEGORIES)
+    )
+    defaults = ", ".join(
+        f"{name.replace('_', ' ')} {days}"
+        for name, days in policy.defaults(settings.RETENTION_DAYS).items()
+    )
+    return f"Days kept. Bounds: {bounds}. Without an override: {defaults}."
+
+
+class RetentionOverrideInline(admin.TabularInline):
+    """How long this organisation keeps each category (controlplane/audit/policy.py),
+    set by its managers; a value out of bounds is refused with the reason."""
+
+    model = RetentionOverride
+    extra = 0
+    fields = ["category", "days"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "days":
+            field.help_text = _retention_help()
+        return field
+
+    def _manages(self, request, obj) -> bool:
+        return (
+            obj is not None
+            and request.user.is_staff
+            and tenancy.has_role(request.user, obj.pk, tenancy.MANAGE_ROLES)
+        )
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return (
+            obj is not None
+            and request.user.is_staff
+            and tenancy.has_role(request.user, obj.pk, tenancy.READ_ROLES)
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._manages(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._manages(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._manages(request, obj)
+
+
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
     organization_field = "pk"
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, RetentionOverrideInline]
 
     def _organization_id(self, obj) -> int | None:
         return obj.pk
@@ -192,7 +245,9 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
     def get_inlines(self, request, obj):
         # Membership edits pick users from the user list, which only superusers see.
-        return self.inlines if request.user.is_superuser else []
+        if request.user.is_superuser:
+            return self.inlines
+        return [inline for inline in self.inlines if inline is not MembershipInline]
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -403,3 +458,20 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
                 token.revoke()
                 revoked += 1
         self.message_user(request, f"{revoked} token(s) revoked.")
+
+
+# People: Django's user admin, with erasure (docs/audit.md) for superusers only.
+_User = get_user_model()
+if admin.site.is_registered(_User):
+    _UserAdmin = type(admin.site.get_model_admin(_User))
+    admin.site.unregister(_User)
+else:
+    from django.contrib.auth.admin import UserAdmin as _UserAdmin
+
+
+@admin.register(_User)
+class PersonAdmin(_UserAdmin):
+    actions = [erasure.erase_personal_data]
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser

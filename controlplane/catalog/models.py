@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.validators import (
     validate_header_value,
     validate_http_url,
@@ -25,7 +26,9 @@ TOKEN_PREFIX = "cpt_"
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-class Organization(models.Model):
+class Organization(Audited):
+    audit = AuditSpec(organization="pk")
+
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -43,7 +46,9 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer (reads)"
 
 
-class Membership(models.Model):
+class Membership(Audited):
+    audit = AuditSpec(people=frozenset({"user_id"}))
+
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -60,8 +65,14 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user.get_username()} is {self.role} of {self.organization.slug}"
 
+    def audit_label(self) -> str:
+        # The trail names people by pseudonym only (docs/audit.md): no username here.
+        return f"membership #{self.pk} ({self.role})"
 
-class Service(models.Model):
+
+class Service(Audited):
+    audit = AuditSpec()
+
     class Tier(models.IntegerChoices):
         CRITICAL = 1, "Tier 1 (customer facing, pages at night)"
         IMPORTANT = 2, "Tier 2 (business hours)"
@@ -88,7 +99,9 @@ class Service(models.Model):
         return self.name
 
 
-class MetricSource(models.Model):
+class MetricSource(Audited):
+    audit = AuditSpec(secret=frozenset({"auth_header"}))
+
     class Kind(models.TextChoices):
         PROMETHEUS = "prometheus", "Prometheus (or Thanos, Mimir: the same query API)"
 
@@ -235,7 +248,15 @@ def token_digest(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-class ApiToken(models.Model):
+class ApiToken(Audited):
+    audit = AuditSpec(
+        secret=frozenset({"digest"}),
+        people=frozenset({"created_by_id"}),
+        quiet=frozenset({"last_used_at"}),
+        # Its last use is state the authentication keeps, not part of an edit.
+        skip=frozenset({"created_at", "last_used_at"}),
+    )
+
     class Scope(models.TextChoices):
         READ = "read", "Read"
         WRITE = "write", "Read and write"
@@ -301,6 +322,14 @@ class ApiToken(models.Model):
     @property
     def can_write(self) -> bool:
         return self.is_active and self.scope == self.Scope.WRITE
+
+    def audit_action(self, action: str, before: dict | None, after: dict | None) -> str:
+        if action == "updated" and before and after:
+            if before.get("revoked_at") is None and after.get("revoked_at") is not None:
+                return "token.revoked"
+        if action == "created":
+            return "token.created"
+        return action
 
     def touch(self) -> None:
         now = timezone.now()

@@ -1,15 +1,15 @@
 """The one way a job monitor's definition is saved, whoever does it (admin, API).
 
 Here its state row is made, and here an edited schedule moves the next expected run
-to the new schedule (else the old schedule's next slot would be reported missed); the
-audit trail will be written here too, in the same transaction.
+to the new schedule (else the old schedule's next slot would be reported missed). The
+save records itself in the audit trail (audit/audited.py), in the name of `actor`.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 
-from controlplane.catalog.actors import Actor
+from controlplane.catalog.actors import Actor, acting
 from controlplane.jobs import runs
 from controlplane.jobs.models import JobMonitor
 
@@ -23,7 +23,7 @@ def save(monitor: JobMonitor, actor: Actor) -> JobMonitor:
         if monitor.pk
         else None
     )
-    with transaction.atomic():
+    with transaction.atomic(), acting(actor):
         monitor.save()
         runs.ensure_state(monitor)
     if before is not None and any(before[f] != getattr(monitor, f) for f in SCHEDULE_FIELDS):

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.validators import contains_nul, contains_surrogate
 from controlplane.oncall.models import check_zone
 
@@ -34,6 +35,9 @@ KIND = RegexValidator(
 KINDS = ("etl", "payroll", "equipment", "backup", "restore", "maintenance")
 # The kinds whose failures the built-in rule etl.job.failure pages for.
 BUSINESS_KINDS = ("etl", "payroll", "equipment")
+# The kind of the control plane's own audit retention job (controlplane/audit/job.py),
+# whose failures the built-in rule audit.job.failure pages for.
+AUDIT_KIND = "audit"
 LONGEST_GRACE = timedelta(days=7)
 LONGEST_DURATION = timedelta(days=7)
 LONGEST_PERIOD = timedelta(days=365)
@@ -52,9 +56,11 @@ def new_ping_key() -> str:
     return PING_KEY_PREFIX + secrets.token_urlsafe(16)
 
 
-class PingKey(models.Model):
+class PingKey(Audited):
     """The secret in `/ping/<key>/<slug>`: whoever holds it may report runs of the
     organisation's monitors under it (and, with ?create=1, add monitors)."""
+
+    audit = AuditSpec(secret=frozenset({"key"}))
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="ping_keys"
@@ -70,7 +76,9 @@ class PingKey(models.Model):
         return f"{self.organization.slug}: {self.name}"
 
 
-class JobMonitor(models.Model):
+class JobMonitor(Audited):
+    audit = AuditSpec()
+
     class Schedule(models.TextChoices):
         CRON = "cron", "Cron expression in a time zone"
         PERIOD = "period", "Every period"

@@ -50,7 +50,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 
-from controlplane.catalog.actors import Actor
+from controlplane.catalog.actors import Actor, acting
 from controlplane.jobs.models import EXCERPT_LIMIT, SLUG, JobMonitor, PingKey
 from controlplane.jobs.runs import Ping, record_ping
 from observability import context, tracing
@@ -286,7 +286,8 @@ def _create(ping_key: str, slug: str) -> tuple[JobMonitor, bool] | HttpResponse:
         ping_key=key,
     )
     try:
-        with transaction.atomic():
+        # Nobody signs in to ping: the trail names the ping endpoint as the author.
+        with transaction.atomic(), acting(ACTOR):
             monitor.save()
     except IntegrityError:
         # Another ping created it a moment ago, or the organisation's monitor of this

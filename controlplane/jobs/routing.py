@@ -10,7 +10,7 @@ from controlplane.alerting.models import Alert
 from controlplane.jobs.models import JobMonitor
 
 # The built-in rules whose alerts are about one job monitor (label `job`).
-JOB_RULES = frozenset({"etl.job.failure"})
+JOB_RULES = frozenset({"etl.job.failure", "audit.job.failure"})
 
 
 def monitor_policy(alert: Alert):

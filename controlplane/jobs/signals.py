@@ -29,6 +29,10 @@ nothing, as `calendar.queue` does), each valued 1 and labelled with
 
 Why one joined signal: a rule names one expression, and one rule (one runbook, one
 policy) is what the issue asks for; the three named ones stay for rules of one's own.
+
+`audit.job_failure` is the same for the kind `audit` (the control plane's own retention
+job, controlplane/audit/job.py), labelled `job`, `outcome` and `trace_id`, read by the
+built-in rule `audit.job.failure`; `etl.job.failure` never sees that kind.
 """
 
 from __future__ import annotations
@@ -40,7 +44,13 @@ from datetime import datetime
 from django.utils import timezone
 
 from controlplane.alerting.internal_signals import Series, register
-from controlplane.jobs.models import BUSINESS_KINDS, JobMonitor, JobMonitorState, JobRun
+from controlplane.jobs.models import (
+    AUDIT_KIND,
+    BUSINESS_KINDS,
+    JobMonitor,
+    JobMonitorState,
+    JobRun,
+)
 
 Status = JobMonitorState.Status
 Outcome = JobRun.Outcome
@@ -109,15 +119,17 @@ class Beginning:
 
 
 def business_series(
-    standings: Iterable[Standing], beginnings: dict[str, Beginning]
+    standings: Iterable[Standing],
+    beginnings: dict[str, Beginning],
+    kinds: Sequence[str] = BUSINESS_KINDS,
 ) -> list[Series]:
-    """The series of `jobs.business_failure`: the monitors of BUSINESS_KINDS in trouble,
-    by slug, with how it began (`beginnings`, by slug; a monitor without one is said to
-    have begun with the outcome its status implies, and no trace). Pure."""
+    """The series of `jobs.business_failure`: the monitors of BUSINESS_KINDS (or `kinds`)
+    in trouble, by slug, with how it began (`beginnings`, by slug; a monitor without one
+    is said to have begun with the outcome its status implies, and no trace). Pure."""
     found = []
     for standing in sorted(standings, key=lambda s: s.job):
         outcomes = trouble(standing)
-        if standing.kind not in BUSINESS_KINDS or not outcomes:
+        if standing.kind not in kinds or not outcomes:
             continue
         fallback = Beginning(
             standing.last_outcome if standing.last_outcome in outcomes else outcomes[0], ""
@@ -179,15 +191,46 @@ def jobs_last_success_age_seconds(organization_id: int) -> list[Series]:
     "began it) and trace_id (that run's trace). Read by the built-in rule etl.job.failure.",
 )
 def jobs_business_failure(organization_id: int) -> list[Series]:
-    # How each trouble began is kept on the monitor's state (jobs/trouble.py), so the
-    # labels, the alert's identity, hold still while the trouble lasts.
+    return business_series(
+        standings(organization_id, BUSINESS_KINDS),
+        trouble_beginnings(organization_id, BUSINESS_KINDS),
+    )
+
+
+def trouble_beginnings(organization_id: int, kinds: Sequence[str]) -> dict[str, Beginning]:
+    """How the trouble of each monitor of `kinds` in trouble began, by slug."""
+    # Kept on the monitor's state (jobs/trouble.py), so the labels, the alert's
+    # identity, hold still while the trouble lasts.
     rows = JobMonitorState.objects.filter(
-        monitor__organization_id=organization_id, monitor__kind__in=BUSINESS_KINDS
+        monitor__organization_id=organization_id, monitor__kind__in=kinds
     ).exclude(trouble_outcome="")
-    beginnings = {
+    return {
         slug: Beginning(outcome, trace_id)
         for slug, outcome, trace_id in rows.values_list(
             "monitor__slug", "trouble_outcome", "trouble_trace_id"
         )
     }
-    return business_series(standings(organization_id, BUSINESS_KINDS), beginnings)
+
+
+def audit_series(found: Iterable[Series]) -> list[Series]:
+    """`business_series` of the audit kind, without the `kind` label (always audit)."""
+    return [
+        Series({name: value for name, value in s.labels.items() if name != "kind"}, s.value)
+        for s in found
+    ]
+
+
+@register(
+    "audit.job_failure",
+    "The audit job monitors (kind audit: each organisation's audit-retention) that "
+    "failed (failure, timeout, too fast) or are late (a missed run), only those, valued "
+    "1; labels job, outcome (the run outcome that began it) and trace_id (that run's "
+    "trace: the retention job's). Read by the built-in rule audit.job.failure.",
+)
+def audit_job_failure(organization_id: int) -> list[Series]:
+    kinds = (AUDIT_KIND,)
+    return audit_series(
+        business_series(
+            standings(organization_id, kinds), trouble_beginnings(organization_id, kinds), kinds
+        )
+    )

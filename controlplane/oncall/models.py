@@ -21,6 +21,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog import outbound
 
 # The most text a pasted calendar may hold, as a fetched one (calendars.TooLarge).
@@ -37,8 +38,10 @@ def check_zone(name: str) -> None:
         raise ValidationError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris, UTC).")
 
 
-class Responder(models.Model):
+class Responder(Audited):
     """A member of an organisation as someone to reach when on call."""
+
+    audit = AuditSpec(people=frozenset({"user_id"}), personal=frozenset({"slack_member_id"}))
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="responders"
@@ -66,6 +69,10 @@ class Responder(models.Model):
     def __str__(self) -> str:
         return self.user.get_username()
 
+    def audit_label(self) -> str:
+        # The trail names people by pseudonym only (docs/audit.md): no username here.
+        return f"responder #{self.pk}"
+
     def clean(self) -> None:
         if (
             self.organization_id
@@ -75,7 +82,13 @@ class Responder(models.Model):
             raise ValidationError({"user": "Not a member of this organisation."})
 
 
-class OnCallSchedule(models.Model):
+class OnCallSchedule(Audited):
+    # A pasted calendar names its people (SUMMARY, ATTENDEE): personal, never shown.
+    audit = AuditSpec(
+        secret=frozenset({"export_key", "ics_url", "override_ics_url"}),
+        personal=frozenset({"ics_text", "override_ics_text"}),
+    )
+
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="oncall_schedules"
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -104,6 +104,7 @@ def decide(
         # says so, and calendar.queue fires if it lasts.
         return Plan(
             None,
+            unknown=tuple(_unknown_text(u) for u in main_unknown[:MOST_UNKNOWN]),
             error="The calendar's events name nobody of the organisation "
             f"({_unknown_text(main_unknown[0])}): the last good shifts are kept.",
         )
@@ -220,7 +221,7 @@ def _replace_shifts(schedule: OnCallSchedule, shifts: Sequence[rota.Shift]) -> N
 
 
 def _responders(organization_id: int, users: Iterable[int]) -> dict[int, int]:
-    """user id -> Responder id, the missing profiles made (two queries, three at most)."""
+    """user id -> Responder id, the missing profiles made (one by one, and recorded)."""
     wanted = set(users)
     found = dict(
         Responder.objects.filter(organization_id=organization_id, user_id__in=wanted).values_list(
@@ -229,10 +230,14 @@ def _responders(organization_id: int, users: Iterable[int]) -> dict[int, int]:
     )
     missing = wanted - set(found)
     if missing:
-        Responder.objects.bulk_create(
-            [Responder(organization_id=organization_id, user_id=user) for user in missing],
-            ignore_conflicts=True,
-        )
+        # One by one, so the audit trail records each profile made (a bulk insert that
+        # skips conflicts cannot say which rows it wrote); one made meanwhile is kept.
+        for user in sorted(missing):
+            try:
+                with transaction.atomic():
+                    Responder.objects.create(organization_id=organization_id, user_id=user)
+            except IntegrityError:
+                pass
         found = dict(
             Responder.objects.filter(
                 organization_id=organization_id, user_id__in=wanted
@@ -299,12 +304,23 @@ def synchronize(schedule: OnCallSchedule, now: datetime | None = None) -> Schedu
         if plan.shifts is not None:
             span.set_attribute("oncall.shifts", len(plan.shifts))
         else:
-            span.set_attribute("oncall.error", plan.error)
+            span.set_attribute("oncall.error", loggable_error(plan))
         state = apply(schedule, plan, main, override, now, tracing.current_trace_id() or "")
     metrics.syncs.labels(outcome=outcome).inc()
     if plan.shifts is None:
-        logger.warning("calendar of schedule %s: %s", schedule.slug, plan.error)
+        logger.warning("calendar of schedule %s: %s", schedule.slug, loggable_error(plan))
     return state
+
+
+def loggable_error(plan: Plan) -> str:
+    """The plan's error for logs and spans: a calendar's names are people's, so these say
+    how many it named unknown and the schedule's page (a manager's view) says who."""
+    if plan.shifts is None and plan.unknown:
+        return (
+            "the calendar's events name nobody of the organisation: the last good shifts "
+            "are kept (the schedule's page says whom they name)"
+        )
+    return plan.error
 
 
 def mark_due(schedule: OnCallSchedule, now: datetime | None = None) -> None:

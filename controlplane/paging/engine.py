@@ -45,6 +45,9 @@ from django.utils import timezone
 
 from controlplane.alerting import outbox
 from controlplane.alerting.models import Alert, AlertEvent
+from controlplane.audit import pseudonyms, recorder
+from controlplane.catalog import actors
+from controlplane.catalog.actors import Actor
 from controlplane.paging import (
     alertmanager,
     links,
@@ -253,8 +256,34 @@ def write(alert: Alert, keys: Iterable[NotificationKey], now: datetime) -> int:
     ]
     rows += responders.rows(alert, keys, now)
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    _audit_nobody_on_call(rows, now)
     nudge_delivery()
     return len(rows)
+
+
+def _audit_nobody_on_call(rows: Sequence[Notification], now: datetime) -> None:
+    """The rows saying nobody was on call are given up as they are written: each is
+    recorded so. Their ids are read back (one query, only when there are any): the
+    insert that ignores conflicts returns none. A row of this key written before `now`
+    is not this write's and was recorded then."""
+    dead = [row for row in rows if row.state == Notification.State.DEAD]
+    if not dead:
+        return
+    written = {
+        (schedule, step, loop, reminder, event): pk
+        for pk, schedule, step, loop, reminder, event in Notification.objects.filter(
+            alert_id=dead[0].alert_id,
+            channel__isnull=True,
+            responder__isnull=True,
+            state=Notification.State.DEAD,
+            created_at=now,
+        ).values_list("pk", "schedule_id", "step", "loop", "reminder", "event")
+    }
+    actor = _system_actor(ESCALATOR)
+    for row in dead:
+        row.pk = written.get((row.schedule_id, row.step, row.loop, row.reminder, row.event))
+        if row.pk is not None:
+            _audit(row, GIVEN_UP, delivery_diff(row, None, NOBODY_ON_CALL), actor)
 
 
 # --- 2. escalate: beat's tick ----------------------------------------------------------
@@ -744,6 +773,7 @@ def record_message(
             result.state if row.pk in ours else "lost lease"
             for row, result in zip(rows, results, strict=True)
         ]
+        _audit_outcomes(rows, states, outcome)
         if rows[0].channel_id is not None and ours:
             error = results[0].fields.get("last_error", "")
             _record_health(rows[0].channel_id, rows[0].channel_kind, outcome, error, now)
@@ -751,6 +781,120 @@ def record_message(
         if state != "lost lease":
             _said(row, result, now, bundled=len(rows))
     return states
+
+
+# The audit trail's events of the ledger: the final outcomes only (a retry is not one:
+# its row goes on). Each row is an event of its own, bundled or not: a row is the
+# notification the trail names (its own alert, ledger id and state), so an object's
+# history is whole; a bundle's rows say which message they went in.
+DELIVERED = "notification.delivered"
+GIVEN_UP = "notification.given_up"
+AUDITED_STATES = {Notification.State.SENT: DELIVERED, Notification.State.DEAD: GIVEN_UP}
+# Who delivers and who writes the rows, when no task names itself (a test, a command).
+DELIVERER = Actor.system("paging.deliver_notifications")
+ESCALATOR = Actor.system("paging.escalate")
+# Why a row was given up, as the trail says it: a class, never the ledger's sentence
+# (a responder's row may name them; the row keeps the sentence while it is kept).
+RETRIES_EXHAUSTED = "retries exhausted"
+REFUSED = "refused by the receiver"
+NOT_SENDABLE = "could not be sent"
+NOBODY_ON_CALL = "nobody on call"
+
+
+def failure_class(outcome: Outcome) -> str | None:
+    """The class of a final failure (pure): None for a delivery."""
+    if isinstance(outcome, Delivered):
+        return None
+    if isinstance(outcome, Retry):
+        return RETRIES_EXHAUSTED  # a Retry is final only once the attempts are spent
+    return REFUSED if outcome.status is not None else NOT_SENDABLE
+
+
+def destination(row: Notification, recipient: str | None = None) -> dict[str, str | None]:
+    """Where a row went, as the trail says it (pure): a channel by name and kind; a
+    person on call by schedule and pseudonym (`recipient`), never by name or address.
+    A channel's name is a slug; a person's row is named "<schedule>: <username>"."""
+    schedule, person, _ = row.channel_name.partition(":")
+    if not person:
+        return {"channel": row.channel_name, "kind": row.channel_kind}
+    return {"schedule": schedule, "kind": row.channel_kind, "recipient": recipient}
+
+
+def delivery_diff(
+    row: Notification,
+    outcome: Outcome | None,
+    error: str | None = None,
+    bundle: Sequence[int] = (),
+    recipient: str | None = None,
+) -> dict[str, object]:
+    """The audit diff of a row delivered or given up (pure): never the channel's
+    configuration (its URL may carry a secret) nor an address."""
+    state = Notification.State.SENT if isinstance(outcome, Delivered) else Notification.State.DEAD
+    diff: dict[str, object] = {
+        # A row given up as it is written (nobody on call) was never sending.
+        "state": {"from": Notification.State.SENDING, "to": state}
+        if outcome is not None
+        else {"to": state},
+        "alert": row.alert_id,
+        "event": row.event,
+        **destination(row, recipient),
+        "attempts": row.attempts,
+        "status": getattr(outcome, "status", None),
+    }
+    error = error or (failure_class(outcome) if outcome is not None else None)
+    if error:
+        diff["error"] = error
+    if len(bundle) > 1:
+        diff["bundle"] = {"message": bundle[0], "size": len(bundle)}
+    if row.is_test:
+        diff["test"] = True
+    return diff
+
+
+def delivery_label(row: Notification) -> str:
+    where = destination(row)
+    to = where.get("channel") or f"{where['schedule']} (on call)"
+    of = f" of alert {row.alert_id}" if row.alert_id is not None else ""
+    return f"{row.event}{of} to {to}"
+
+
+def _audit_outcomes(rows: Sequence[Notification], states: Sequence[str], outcome: Outcome) -> None:
+    """An event per row delivered or given up, in the transaction that records it: one
+    INSERT each, nothing read but a responder's pseudonym."""
+    actor = _system_actor(DELIVERER)
+    bundle = [row.pk for row in rows]
+    for row, state in zip(rows, states, strict=True):
+        action = AUDITED_STATES.get(state)
+        if action is not None:
+            diff = delivery_diff(row, outcome, bundle=bundle, recipient=_recipient(row))
+            _audit(row, action, diff, actor)
+
+
+def _audit(row: Notification, action: str, diff: dict[str, object], actor: Actor) -> None:
+    recorder.record(
+        action,
+        organization_id=row.organization_id,
+        object_type=recorder.object_type_of(Notification),
+        object_id=row.pk,
+        label=delivery_label(row),
+        diff=diff,
+        actor=actor,
+    )
+
+
+def _system_actor(default: Actor) -> Actor:
+    """The task at work (`system:<task>`), else `default`: never a person or token whose
+    request happened to run the delivery."""
+    acting = actors.current(default)
+    return acting if acting.kind == "system" else default
+
+
+def _recipient(row: Notification) -> str | None:
+    """A person's row's responder as the trail names people: by pseudonym (the row's
+    responder and user are loaded already, to address the email)."""
+    if row.channel_id is not None or row.responder_id is None:
+        return None
+    return f"user:{pseudonyms.of_user_id(row.responder.user_id) or pseudonyms.ERASED}"
 
 
 def _give_back(

@@ -20,6 +20,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog import outbound
 from controlplane.catalog.models import token_digest
 from controlplane.paging import channels
@@ -36,8 +37,25 @@ EVENT_CHOICES = [
 ]
 
 
-class NotificationChannel(models.Model):
+# Where a channel's audit diff puts configuration keys no kind of channel has.
+CONFIG_OTHER = "config.other"
+
+
+class NotificationChannel(Audited):
     """A destination: an email list, a Slack webhook, a PagerDuty service, a webhook."""
+
+    # `config` holds plain settings, secrets and addresses in one JSON field:
+    # audit_values splits it into one entry per key ("config.url"), so the trail says
+    # which key changed. A key that is a secret for any kind is one for every kind (a
+    # URL may carry its receiver's credential, as Slack's always does), addresses are
+    # personal, and a key no kind has is hidden too until someone names it here.
+    audit = AuditSpec(
+        secret=frozenset(
+            {f"config.{name}" for names in channels.SECRET_FIELDS.values() for name in names}
+            | {CONFIG_OTHER}
+        ),
+        personal=frozenset({"config.to"}),
+    )
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="channels"
@@ -63,6 +81,22 @@ class NotificationChannel(models.Model):
 
     def settings(self) -> channels.ChannelConfig:
         return channels.from_json(self.kind, self.config)
+
+    def audit_values(self, values: dict[str, object]) -> dict[str, object]:
+        config = values.pop("config", None)
+        known = {name for names in channels.FIELDS.values() for name in names}
+        other: dict[str, object] = {}
+        if isinstance(config, dict):
+            for key, value in config.items():
+                if key in known:
+                    values[f"config.{key}"] = value
+                else:
+                    other[key] = value
+        elif config is not None:
+            other[""] = config
+        if other:
+            values[CONFIG_OTHER] = other
+        return values
 
     def masked_config(self) -> dict[str, object]:
         try:
@@ -115,8 +149,12 @@ class ChannelHealth(models.Model):
         return self.consecutive_failures >= self.FAILING_AFTER
 
 
-class EscalationPolicy(models.Model):
+class EscalationPolicy(Audited):
     """Ordered steps, each notifying channels after a delay; see paging/escalation.py."""
+
+    # `version` counts the writes of the definition, which the trail records itself:
+    # raising it is no edit, and showing it in a diff would be noise.
+    audit = AuditSpec(quiet=frozenset({"version"}), skip=frozenset({"updated_at", "version"}))
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="escalation_policies"
@@ -196,7 +234,9 @@ class EscalationPolicy(models.Model):
             raise ValidationError(error.messages()) from None
 
 
-class EscalationStep(models.Model):
+class EscalationStep(Audited):
+    audit = AuditSpec(organization="policy__organization_id")
+
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField(default=0)
     delay = models.DurationField(
@@ -370,13 +410,15 @@ class Notification(models.Model):
 INTEGRATION_KEY_PREFIX = "amk_"
 
 
-class AlertmanagerIntegration(models.Model):
+class AlertmanagerIntegration(Audited):
     """An Alertmanager that sends its alerts here (webhook payload version 4).
 
     It posts to `/api/v1/integrations/alertmanager/<key>/`, the key standing in for a
     header its webhook_configs cannot always send, or with a write token of the
     organisation. The key is shown once, when made, and stored hashed like API tokens.
     """
+
+    audit = AuditSpec(secret=frozenset({"key_digest"}))
 
     organization = models.ForeignKey(
         "catalog.Organization", on_delete=models.CASCADE, related_name="alertmanager_integrations"

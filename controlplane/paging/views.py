@@ -3,9 +3,11 @@ so they need no sign-in.
 
 A GET only shows what the link would do, and asks for a POST (with its CSRF token):
 mail scanners and chat previews fetch every link of a message, and must not
-acknowledge anything. The POST acts through alerting's lifecycle, as the actor
-`Actor.link(notification, channel)`. Every refusal is a page of its own, changing
-nothing, and says nothing of the alert unless the link is ours and for it:
+acknowledge anything. The POST acts through alerting's lifecycle as the link's
+`recipient`: the person its notification was addressed to (an on-call responder's own
+email), else the channel it reached; the timeline's details and the audit trail's diff
+name the notification. Every refusal is a page of its own, changing nothing, and says
+nothing of the alert unless the link is ours and for it:
 
 | the link | status |
 | --- | --- |
@@ -51,7 +53,7 @@ def respond(request: HttpRequest, pk: int, token: str) -> HttpResponse:
         logger.info("one-click link for alert %s refused: %s", pk, refused.refusal)
         return _refused(request, pk, refused.refusal)
     notification = (
-        Notification.objects.select_related("alert__rule", "alert__organization")
+        Notification.objects.select_related("alert__rule", "alert__organization", "responder__user")
         .filter(pk=link.notification_id, alert_id=pk)
         .first()
     )
@@ -83,9 +85,10 @@ def _open_for(alert: Alert, action: Action) -> bool:
 def _act(
     request: HttpRequest, link: Link, notification: Notification, alert: Alert
 ) -> HttpResponse:
-    actor = Actor.link(notification.pk, notification.channel_name)
+    actor = recipient(notification)
+    how = {"via": "one-click link", "notification": notification.pk}
     if link.action == Action.ACKNOWLEDGE:
-        if not lifecycle.acknowledge(alert, actor):
+        if not lifecycle.acknowledge(alert, actor, details=how):
             return _done_already(request, alert)
         return _page(
             request,
@@ -96,7 +99,7 @@ def _act(
             alert=alert,
             form=_form(link.to(Action.RESOLVE)),
         )
-    if not lifecycle.resolve(alert, actor=actor, note="resolved by hand"):
+    if not lifecycle.resolve(alert, actor=actor, note="resolved by hand", details=how):
         return _done_already(request, alert)
     return _page(
         request,
@@ -105,6 +108,20 @@ def _act(
         "The alert is resolved; those paged for it are told so as its policy says.",
         alert=alert,
     )
+
+
+def recipient(notification: Notification) -> Actor:
+    """Whom a link acts as: the person its notification was addressed to (an email to
+    an on-call responder alone, paging/responders.py), who then acknowledges in their
+    own name; else whoever reads the channel it reached (a shared Slack channel, a
+    mailing list, a webhook), `Actor.link` naming the notification and the channel."""
+    responder = notification.responder
+    if responder is not None:
+        return Actor.user(responder.user)
+    # A responder's row ("<schedule>: <username>") whose responder is gone names the
+    # schedule alone: the actor is stored in the trail, which names nobody by name.
+    # A channel's name is a slug, with no ':' to cut at.
+    return Actor.link(notification.pk, notification.channel_name.partition(":")[0])
 
 
 def _form(link: Link) -> dict[str, str]:

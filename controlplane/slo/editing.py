@@ -1,7 +1,8 @@
 """The one way an SLO is saved or deleted, whoever does it (admin, API, OpenSLO import).
 
 Here the SLO's evaluation row is made due, so the board shows the edit's effect at the
-next tick; and here the audit trail will be written, in the same transaction.
+next tick. The save or deletion records itself in the audit trail (audit/audited.py),
+in the same transaction and in the name of `actor`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from controlplane.catalog.actors import Actor
+from controlplane.catalog.actors import Actor, acting
 from controlplane.slo.models import SLO, SLOEvaluation
 
 
@@ -17,7 +18,7 @@ def save(slo: SLO, actor: Actor) -> SLO:
     """Save a checked SLO (see documents.apply, or the admin's form)."""
     from controlplane.slo.alerts import retire
 
-    with transaction.atomic():
+    with transaction.atomic(), acting(actor):
         if slo.pk is None:
             slo.save()
         else:
@@ -56,7 +57,7 @@ def delete(slo: SLO, actor: Actor) -> None:
     """Delete an SLO; its open alerts are resolved (SLO alerts keep no orphan open)."""
     from controlplane.slo.alerts import retire
 
-    with transaction.atomic():
+    with transaction.atomic(), acting(actor):
         list(SLOEvaluation.objects.select_for_update().filter(slo_id=slo.pk))
         retire(slo, f"SLO {slo.slug} deleted", actor)
         slo.delete()

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from controlplane.alerting.models import LABEL_NAME, LONGEST_EXPR, LONGEST_LABEL_VALUE, MOST_LABELS
 from controlplane.alerting.states import OPERATORS
+from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.validators import contains_nul, contains_surrogate
 from controlplane.oncall.models import check_zone
 from controlplane.slo import definition as spec
@@ -37,7 +38,9 @@ LONGEST_SLICE = timedelta(hours=1)
 MOST_MIN_EVENTS = 10**12
 
 
-class SLO(models.Model):
+class SLO(Audited):
+    audit = AuditSpec()
+
     class Kind(models.TextChoices):
         RATIO = "ratio", "Ratio of counters (good or bad / total)"
         LATENCY = "latency", "Latency (histogram bucket at a threshold)"

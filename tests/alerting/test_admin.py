@@ -161,6 +161,7 @@ def test_rule_list_filters_and_search(manager, org):
         "source.down",
         "calendar.queue",
         "etl.job.failure",
+        "audit.job.failure",
     }
     assert listed(manager, f"{RULES}?enabled__exact=0") == {"quiet"}
     assert listed(manager, f"{RULES}?builtin__exact=0") == {"loud", "quiet"}

@@ -19,7 +19,7 @@ def keys(org):
 def test_new_organisation_gets_source_down_and_promql_rules_with_its_first_source(db):
     Runbook.objects.create(slug="api-5xx", title="API 5xx", summary="s", body="b", owner="sre")
     org = Organization.objects.create(slug="new", name="New")
-    assert keys(org) == {"source.down", "calendar.queue", "etl.job.failure"}
+    assert keys(org) == {"source.down", "calendar.queue", "etl.job.failure", "audit.job.failure"}
 
     MetricSource.objects.create(organization=org, name="prom", url="http://prometheus:9090")
 
@@ -27,6 +27,7 @@ def test_new_organisation_gets_source_down_and_promql_rules_with_its_first_sourc
         "source.down",
         "calendar.queue",
         "etl.job.failure",
+        "audit.job.failure",
         "api.5xx",
         "api.latency",
     }

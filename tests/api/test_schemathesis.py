@@ -85,6 +85,7 @@ KINDS = {
     "schedules": "schedule",
     "slos": "slo",
     "jobs": "job",
+    "audit": "audit",
 }
 
 
