@@ -31,8 +31,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from controlplane.api.fields import query_time
 from controlplane.api.scoping import OrganizationScopedViewSet
-from controlplane.api.slos import _moment as moment  # the API reads times one way everywhere
 from controlplane.audit import reading
 from controlplane.audit.models import AuditEvent
 from controlplane.catalog.actors import KINDS
@@ -89,7 +89,7 @@ def lookups(params: Mapping[str, str]) -> dict[str, Any]:
     for name in ("since", "until"):
         if params.get(name):
             try:
-                span[name] = moment(params[name], name)
+                span[name] = query_time(params[name], name)
             except ValidationError as error:
                 errors.update(error.detail)
     if not errors and "since" in span and "until" in span and span["since"] > span["until"]:

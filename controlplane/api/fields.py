@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 
 from controlplane.alerting.models import KEY_VALIDATOR
 from controlplane.promql import values
 
 NON_FINITE = list(values.NON_FINITE)
+UNIX_SECONDS = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,9})?$")
 
 
 @extend_schema_field(
@@ -57,3 +63,31 @@ class HttpUrlField(serializers.CharField):
 )
 class RuleKeyField(serializers.CharField):
     """A rule's key; the model's validator decides, the schema says its shape."""
+
+
+def query_time(raw: str, name: str) -> datetime:
+    """A query parameter's time, ISO 8601 with its offset or unix seconds, as an aware UTC
+    datetime; else a 400 naming the parameter. Every endpoint that filters by time reads
+    it this way."""
+    text = raw.strip()
+    refused = ValidationError(
+        {
+            name: [
+                "Give an ISO 8601 time with its offset (2026-03-29T01:30:00Z) "
+                "or unix seconds (1774747800)."
+            ]
+        }
+    )
+    try:
+        if UNIX_SECONDS.match(text):
+            return datetime.fromtimestamp(float(text), UTC)
+        # An unencoded "+01:00" arrives as " 01:00".
+        parsed = parse_datetime(text) or parse_datetime(text.replace(" ", "+"))
+    except (ValueError, OverflowError, OSError):
+        raise refused from None
+    if parsed is None or parsed.tzinfo is None:
+        raise refused
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant
+        raise ValidationError({name: ["That time is out of range."]}) from None

@@ -15,9 +15,8 @@ age: controlplane/slo/history.py) in time order.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +24,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -43,6 +41,7 @@ from controlplane.alerting.states import OPERATORS
 from controlplane.api.access import target_organization
 from controlplane.api.bodies import StrictBody
 from controlplane.api.errors import Conflict
+from controlplane.api.fields import query_time
 from controlplane.api.schema import ORGANIZATION, SAVED_CONCURRENTLY
 from controlplane.api.scoping import OrganizationScopedViewSet
 from controlplane.catalog.actors import Actor
@@ -57,7 +56,6 @@ LONGEST_SPAN = history.DAILY_UNTIL
 # keeps 4,040 once pruned (history.most_kept); past this the answer says so and links
 # the rest.
 MOST_SNAPSHOTS = 5000
-UNIX_SECONDS = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,9})?$")
 
 _NUMBER_OR_NULL = {"type": "number", "nullable": True}
 BURN_RATES = {
@@ -431,38 +429,12 @@ class SLOHistorySerializer(serializers.Serializer):
     )
 
 
-def _moment(raw: str, name: str) -> datetime:
-    """An ISO 8601 time with its offset, or unix seconds, as an aware UTC datetime."""
-    text = raw.strip()
-    refused = ValidationError(
-        {
-            name: [
-                "Give an ISO 8601 time with its offset (2026-03-29T01:30:00Z) "
-                "or unix seconds (1774747800)."
-            ]
-        }
-    )
-    try:
-        if UNIX_SECONDS.match(text):
-            return datetime.fromtimestamp(float(text), UTC)
-        # An unencoded "+01:00" arrives as " 01:00".
-        parsed = parse_datetime(text) or parse_datetime(text.replace(" ", "+"))
-    except (ValueError, OverflowError, OSError):
-        raise refused from None
-    if parsed is None or parsed.tzinfo is None:
-        raise refused
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant
-        raise ValidationError({name: ["That time is out of range."]}) from None
-
-
 def history_span(slo: SLO, params: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
     """[since, until] asked for; by default the SLO's window as of `until` (now)."""
     raw_since, raw_until = params.get("since"), params.get("until")
-    until = _moment(raw_until, "until") if raw_until else now
+    until = query_time(raw_until, "until") if raw_until else now
     if raw_since:
-        since = _moment(raw_since, "since")
+        since = query_time(raw_since, "since")
     else:
         window = definition.Window.named(slo.window, slo.time_zone)
         try:
