@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "controlplane.slo",
     "controlplane.jobs",
     "controlplane.audit",
+    "controlplane.dashboards",
     "controlplane.api",
     "runbooks",
     "axes",

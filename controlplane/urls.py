@@ -5,12 +5,13 @@ from django.urls import include, path, re_path
 from controlplane import views
 from controlplane.alerting import drill
 from controlplane.api.errors import endpoint_not_found
+from controlplane.overview import views as overview
 
 admin.site.site_header = "Observability control plane"
 admin.site.site_title = "Control plane admin"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", overview.home, name="home"),
     path("healthz", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
@@ -18,6 +19,7 @@ urlpatterns = [
     # Other API versions, or none: JSON too, also with DEBUG on.
     re_path(r"^api/", endpoint_not_found),
     path("runbooks/", include("runbooks.urls")),
+    path("docs/", include("controlplane.knowledge.urls")),
     path("alerts/", include("controlplane.alerting.urls")),
     path("alerts/", include("controlplane.paging.urls")),
     path("oncall/", include("controlplane.oncall.urls")),

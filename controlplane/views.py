@@ -1,27 +1,20 @@
-"""Project-wide pages: home, health, and the error handlers."""
+"""Project-wide pages: health and the error handlers (the home page is the overview:
+controlplane/overview)."""
 
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from controlplane.api.errors import json_error, no_endpoint_message
-from controlplane.catalog import tenancy
 from controlplane.catalog.models import WorkerHeartbeat
 
 # Beat queues the heartbeat every HEARTBEAT_EVERY seconds; a worker heard of within
 # a few periods is alive (a busy worker may take a tick late).
 HEARTBEAT_EVERY = 10
 HEARTBEAT_FRESH = timedelta(seconds=3 * HEARTBEAT_EVERY)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    organizations = tenancy.organizations(request.user)
-    return render(request, "home.html", {"organizations": organizations})
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -25,7 +25,8 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
 
 # Short enough to show a 200 ms latency objective exactly (0.2 and 0.25).
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -128,3 +129,27 @@ def job_instruments(namespace: str, job: str) -> JobInstruments:
             last_success=family.last_success.labels(job=job),
         )
     return found
+
+
+# Collectors that compute their samples when /metrics is scraped (the Celery queue
+# length): name -> collector. Registered on the default registry, and added by the
+# /metrics view to the merged one under PROMETHEUS_MULTIPROC_DIR, whose files hold
+# only what instruments wrote.
+_live_collectors: dict[str, Collector] = {}
+_live_collectors_lock = threading.Lock()
+
+
+def register_live_collector(name: str, collector: Collector) -> None:
+    """Export `collector` (one family, `name`) on /metrics in either mode; registering a
+    name again replaces its collector."""
+    with _live_collectors_lock:
+        previous = _live_collectors.pop(name, None)
+        if previous is not None:
+            REGISTRY.unregister(previous)
+        REGISTRY.register(collector)
+        _live_collectors[name] = collector
+
+
+def live_collectors() -> list[Collector]:
+    """The collectors `register_live_collector` registered, for a registry of their own."""
+    return list(_live_collectors.values())

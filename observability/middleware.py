@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
-from prometheus_client import Histogram
+from prometheus_client import Histogram, values
 
 from observability import context, metrics, options, tracing
 from observability.context import AuditContext
@@ -40,6 +40,10 @@ _tracer = trace.get_tracer("observability")
 _NO_PARENT = Context()
 # The WSGI environ keys of the W3C Trace Context headers.
 _TRACE_HEADERS = (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
+# Exemplars live beside each value in memory (MutexValue). Under PROMETHEUS_MULTIPROC_DIR
+# (decided when prometheus_client is imported) values live in mmap'd files that have no
+# room for them and drop them, so the middleware does not build them at all.
+EXEMPLARS = values.ValueClass is values.MutexValue
 
 
 class ObservabilityMiddleware:
@@ -177,15 +181,11 @@ class ObservabilityMiddleware:
         # formatter finds the ids on the request the log record carries.
         span_context = span.get_span_context()
         valid = span_context.is_valid
+        trace_id = format(span_context.trace_id, "032x") if valid else None
         setattr(
             request,
             LOG_IDS_ATTRIBUTE,
-            RequestLogIds(
-                format(span_context.trace_id, "032x") if valid else None,
-                span_context.span_id if valid else None,
-                audit,
-                remote,
-            ),
+            RequestLogIds(trace_id, span_context.span_id if valid else None, audit, remote),
         )
 
         labels = (method, route, str(status))
@@ -195,7 +195,12 @@ class ObservabilityMiddleware:
             duration = self._durations[labels] = (
                 metrics.http_server_request_duration_seconds.labels(*labels)
             )
-        duration.observe(time.perf_counter() - started)
+        # The exemplar links the observation's bucket to this trace (OpenMetrics only);
+        # a trace the sampler dropped would be a link to nothing.
+        if EXEMPLARS and trace_id is not None and span_context.trace_flags.sampled:
+            duration.observe(time.perf_counter() - started, {"trace_id": trace_id})
+        else:
+            duration.observe(time.perf_counter() - started)
 
 
 def _parent(meta: dict) -> tuple[Context, bool]:

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.exposition import choose_encoder
 
+from observability import metrics as instruments
 from observability import options
 
 BEARER = "bearer "
@@ -41,6 +42,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in instruments.live_collectors():
+            registry.register(collector)
     else:
         registry = REGISTRY
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -63,6 +63,11 @@ $py manage.py seed_demo_paging --sink-url "$sink_url"
 $py manage.py seed_demo_oncall
 # The API's availability and latency SLOs, read from the demo's Prometheus: /slos/.
 $py manage.py seed_demo_slos
+# Grafana: the shared dashboards are committed under deploy/grafana/dashboards; this demo's
+# SLOs get one dashboard each, written beside them under var/ (docs/observability/dashboards.md).
+grafana_dashboards="$var/grafana/dashboards"
+$py manage.py export_grafana_dashboards --org demo --out "$grafana_dashboards" >/dev/null \
+  || echo "the per-SLO Grafana dashboards were not all written (see above)"
 
 $py manage.py webhook_sink --port "$WEBHOOK_SINK_PORT" &
 pids+=($!)
@@ -99,5 +104,13 @@ if [ -n "$prometheus_url" ]; then
 else
   echo "drill (manage.py drill): it needs Prometheus, through which api.5xx reads the server's metrics"
 fi
+echo "overview: $SITE_URL/ (open alerts, SLOs worst first, late jobs, who is on call, failing deliveries)"
+echo "knowledge base: $SITE_URL/docs/  (alert catalogue: /docs/observability/runbooks/)"
+echo "Grafana: provisioning files in deploy/grafana/provisioning (data sources, dashboard provider),"
+echo "  dashboards in deploy/grafana/dashboards, this demo's per-SLO ones in $grafana_dashboards."
+echo "  Point a Grafana at them: mount deploy/grafana/provisioning at /etc/grafana/provisioning and"
+echo "  the dashboards where controlplane.yaml says, with PROMETHEUS_URL=${prometheus_url:-http://127.0.0.1:$PROMETHEUS_PORT}"
+echo "  CONTROLPLANE_URL=$SITE_URL CONTROLPLANE_TOKEN=<manage.py create_api_token --org demo --scope read>"
+echo "  (docs/observability/dashboards.md, 'Provisioning')."
 echo "press Ctrl-C to stop"
 wait -n "${pids[@]}"

@@ -1,10 +1,32 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from controlplane.catalog.models import ApiToken, Membership, Organization, Role, Service
+
+
+class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """The production algorithm (pbkdf2_sha256) at one iteration. A hash carries its
+    iteration count, so a server or worker the tests start (production settings) still
+    verifies these passwords, and upgrades them as it would any old hash."""
+
+    iterations = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    # Each of the production hasher's million iterations is paid for every account the
+    # suite creates and every password it checks: seconds apiece on a busy machine,
+    # minutes over the suite. What a password may be and how logins are throttled is
+    # unchanged; a test that checks the hasher itself sets PASSWORD_HASHERS.
+    with override_settings(PASSWORD_HASHERS=[f"{__name__}.QuickPBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -150,6 +150,28 @@ def make_channel(
     )
 
 
+def make_notification(alert: Alert, state: str = "sent", **fields: Any):
+    """A ledger row about `alert` as delivery leaves it: `sent` now by default (sent_at
+    set), `dead` with its last error, `pending` untouched; to a webhook named "ops-hook"
+    unless `channel_name`/`channel_kind` say otherwise."""
+    from controlplane.paging.models import Notification
+
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "channel_name": "ops-hook",
+        "channel_kind": "webhook",
+        "event": "trigger",
+        "attempts": 0 if state == "pending" else 1,
+        "sent_at": now if state == "sent" else None,
+        "next_attempt_at": now,
+        "trace_id": alert.trace_id,
+        **fields,
+    }
+    return Notification.objects.create(
+        organization_id=alert.organization_id, alert=alert, state=state, **values
+    )
+
+
 def make_policy(
     organization: Organization,
     slug: str = "on-call",

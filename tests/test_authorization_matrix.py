@@ -182,6 +182,9 @@ API = {
     # No `lists`: the member of two organisations lists the trail of the one it manages.
     "GET /api/v1/audit/":                    Op(TRAIL),
     "GET /api/v1/audit/{id}/":               Op(TRAIL, "audit"),
+    # The alert's opening, its summary the marker (the world's silence and notification
+    # are drawn too when in range; another organisation's never).
+    "GET /api/v1/annotations/":              Op(READ, lists="alert"),
 }  # fmt: skip
 
 # --- the admin's models -------------------------------------------------------------
@@ -341,6 +344,10 @@ PAGES: dict[str, Page | list[Page]] = {
     "GET /oncall/<slug>/":                     Page(MEMBERS, "schedule"),
     "GET /oncall/feeds/<export_key>.ics":      Page(KEY_HOLDERS, "schedule"),
     "GET /slos/":                              Page(SIGNED_IN, lists="slo"),
+    # The knowledge base: the repository's docs/, the same for every organisation.
+    "GET /docs/":                              Page(SIGNED_IN),
+    "GET /docs/<address>/":                    Page(SIGNED_IN,
+                                                    args={"address": "observability/runbooks"}),
     "GET /slos/<slug>/":                       Page(MEMBERS, "slo"),
     "GET /jobs/":                              Page(SIGNED_IN, lists="job"),
     "GET /jobs/<slug>/":                       Page(MEMBERS, "job"),

@@ -19,6 +19,7 @@ from controlplane.alerting.states import OPERATORS
 from controlplane.audit.audited import Audited, AuditSpec
 from controlplane.catalog.actors import BEAT
 from controlplane.catalog.validators import contains_nul, contains_surrogate
+from controlplane.trace_links import trace_url
 
 KEY_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9._-]{0,99}$",
@@ -376,8 +377,7 @@ class Alert(models.Model):
         return self.state != self.State.RESOLVED
 
     def trace_url(self) -> str:
-        template = settings.TRACE_URL_TEMPLATE
-        return template.replace("{trace_id}", self.trace_id) if template and self.trace_id else ""
+        return trace_url(self.trace_id)
 
 
 class AlertEvent(models.Model):

@@ -17,7 +17,7 @@ from controlplane.alerting import lifecycle
 from controlplane.alerting.models import Alert, AlertEvent, Severity
 from controlplane.catalog import actors, tenancy
 from controlplane.catalog.actors import Actor
-from controlplane.catalog.models import Service
+from controlplane.catalog.models import Organization, Service
 from controlplane.catalog.validators import NUL
 from controlplane.paging import incident
 
@@ -51,10 +51,25 @@ def _filters(request: HttpRequest) -> dict[str, str]:
     return wanted
 
 
+def _organization_named(request: HttpRequest) -> Organization | None:
+    """The organisation ?organization=<slug> narrows the list to, among the reader's."""
+    wanted = request.GET.get("organization", "").strip()
+    if not wanted:
+        return None
+    organization = tenancy.organizations(request.user).filter(slug=wanted).first()
+    if organization is None:
+        # Another organisation's slug is not found either: its existence does not leak.
+        raise Http404("No such organisation.")
+    return organization
+
+
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
+    organization = _organization_named(request)
     alerts = _visible(request).select_related("service", "organization")
+    if organization is not None:
+        alerts = alerts.filter(organization=organization)
     if filters["severity"]:
         alerts = alerts.filter(severity=filters["severity"])
     if filters["service"]:
@@ -74,8 +89,9 @@ def index(request: HttpRequest) -> HttpResponse:
             alerts.filter(state=Alert.State.RESOLVED, resolved_at__gte=recent)[:RESOLVED_LIMIT]
         )
 
+    allowed = tenancy.organization_ids(request.user) if organization is None else {organization.pk}
     services = (
-        tenancy.scope(Service.objects.all(), tenancy.organization_ids(request.user))
+        tenancy.scope(Service.objects.all(), allowed)
         .order_by("slug")
         .values_list("slug", flat=True)
         .distinct()
@@ -83,7 +99,8 @@ def index(request: HttpRequest) -> HttpResponse:
     context = {
         "alerts": shown,
         "filters": filters,
-        "filtered": any(filters.values()),
+        "filtered": any(filters.values()) or organization is not None,
+        "organization": organization,
         "states": Alert.State.choices,
         "severities": Severity.choices,
         "services": list(services),

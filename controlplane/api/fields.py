@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -15,6 +15,7 @@ from controlplane.promql import values
 
 NON_FINITE = list(values.NON_FINITE)
 UNIX_SECONDS = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,9})?$")
+UNIX_MILLISECONDS = re.compile(r"^-?[0-9]{1,16}$")
 
 
 @extend_schema_field(
@@ -91,3 +92,31 @@ def query_time(raw: str, name: str) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant
         raise ValidationError({name: ["That time is out of range."]}) from None
+
+
+def query_time_ms(raw: str, name: str) -> datetime:
+    """A query parameter's time as Grafana sends it (${__from}: unix milliseconds, a whole
+    number) or ISO 8601 with its offset, as an aware UTC datetime; else a 400 naming the
+    parameter. A bare number is milliseconds here, never seconds: both are digits alone."""
+    text = raw.strip()
+    refused = ValidationError(
+        {
+            name: [
+                "Give unix milliseconds (1774747800000, as Grafana's ${__from}) or an "
+                "ISO 8601 time with its offset (2026-03-29T01:30:00Z)."
+            ]
+        }
+    )
+    if UNIX_MILLISECONDS.match(text):
+        try:
+            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(text))
+        except OverflowError:
+            raise ValidationError({name: ["That time is out of range."]}) from None
+    if UNIX_SECONDS.match(text):  # a fraction: neither Grafana's nor ISO
+        raise refused
+    try:
+        return query_time(text, name)
+    except ValidationError as error:
+        if "out of range" in str(error.detail):
+            raise
+        raise refused from None

@@ -64,6 +64,7 @@ from controlplane.jobs.models import (
     PingKey,
 )
 from controlplane.paging.models import EscalationPolicy
+from controlplane.trace_links import trace_url
 from observability import tracing
 
 # Model field -> the document's field, where they differ.
@@ -366,7 +367,6 @@ class JobRunSerializer(serializers.Serializer):
     )
 
     def to_representation(self, run: JobRun) -> dict[str, Any]:
-        template = settings.TRACE_URL_TEMPLATE
         return {
             "run_id": str(run.run_id) if run.run_id else None,
             "started_at": _when(run.started_at),
@@ -378,9 +378,7 @@ class JobRunSerializer(serializers.Serializer):
             "excerpt_truncated": run.excerpt_truncated,
             "too_early": run.too_early,
             "trace_id": run.trace_id,
-            "trace_url": (
-                template.replace("{trace_id}", run.trace_id) if template and run.trace_id else ""
-            ),
+            "trace_url": trace_url(run.trace_id),
         }
 
 

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -49,6 +48,7 @@ from controlplane.catalog.models import ApiToken, Organization
 from controlplane.catalog.validators import contains_surrogate
 from controlplane.slo import definition, documents, editing, history, windows
 from controlplane.slo.models import SLO, SLOEvaluation, SLOSnapshot
+from controlplane.trace_links import trace_url
 
 # The longest stretch one history request reads: the history's own horizon.
 LONGEST_SPAN = history.DAILY_UNTIL
@@ -310,7 +310,6 @@ class SLOSerializer(StrictBody, DocumentBody, serializers.Serializer):
         page = slo.get_absolute_url()
         until = row.time_to_exhaustion if row else None
         trace_id = row.trace_id if row else ""
-        template = settings.TRACE_URL_TEMPLATE
         return {
             **documents.to_document(slo),
             "status": row.status if row else SLOEvaluation.Status.PENDING,
@@ -326,7 +325,7 @@ class SLOSerializer(StrictBody, DocumentBody, serializers.Serializer):
             "evaluated_at": _when(row.evaluated_at if row else None),
             "last_error": row.last_error if row else "",
             "trace_id": trace_id,
-            "trace_url": template.replace("{trace_id}", trace_id) if template and trace_id else "",
+            "trace_url": trace_url(trace_id),
             "verification_note": slo.verification_note,
             "url": request.build_absolute_uri(page) if request is not None else page,
         }

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from controlplane.api.alerts import AlertViewSet
+from controlplane.api.annotations import AnnotationViewSet
 from controlplane.api.audit import AuditEventViewSet
 from controlplane.api.channels import ChannelViewSet
 from controlplane.api.errors import endpoint_not_found
@@ -69,6 +70,7 @@ router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("slos", SLOViewSet, basename="slo")
 router.register("jobs", JobViewSet, basename="job")
 router.register("audit", AuditEventViewSet, basename="audit-event")
+router.register("annotations", AnnotationViewSet, basename="annotation")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

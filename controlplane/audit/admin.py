@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.apps import apps
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -32,6 +31,7 @@ from controlplane.catalog import tenancy
 from controlplane.catalog.actors import KINDS
 from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyRows
 from controlplane.catalog.models import ApiToken, Organization
+from controlplane.trace_links import trace_link
 
 # The most people, and tokens, the actor filter lists by name; the others are reached
 # from the actor column's link, or by kind.
@@ -182,17 +182,6 @@ def _object_words(event: AuditEvent) -> str:
         kind = event.object_type
     shown = event.object_label or (f"#{event.object_id}" if event.object_id else "")
     return f"{kind} {shown}".strip()
-
-
-def trace_link(trace_id: str) -> str:
-    if not trace_id:
-        return "-"
-    template = settings.TRACE_URL_TEMPLATE
-    if not template:
-        return trace_id
-    return format_html(
-        '<a href="{}" rel="noopener">{}</a>', template.replace("{trace_id}", trace_id), trace_id
-    )
 
 
 # --- the admin ---------------------------------------------------------------------------

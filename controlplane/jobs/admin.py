@@ -17,7 +17,6 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
-from django.utils.html import format_html
 
 from controlplane.catalog import tenancy
 from controlplane.catalog.actors import Actor
@@ -25,6 +24,7 @@ from controlplane.catalog.admin import OrganizationScopedAdmin, ReadOnlyInline
 from controlplane.jobs.forms import JobMonitorForm, schedule_words
 from controlplane.jobs.models import JobMonitor, JobMonitorState, JobRun, PingKey, new_ping_key
 from controlplane.jobs.views import duration_text
+from controlplane.trace_links import trace_link
 
 # Runs shown on a monitor's change page: its page and the API list them all.
 RUNS_SHOWN = 50
@@ -79,13 +79,7 @@ class JobRunInline(ReadOnlyInline):
 
     @admin.display(description="trace")
     def trace(self, run: JobRun) -> str:
-        if not run.trace_id:
-            return "-"
-        template = settings.TRACE_URL_TEMPLATE
-        if not template:
-            return run.trace_id
-        link = template.replace("{trace_id}", run.trace_id)
-        return format_html('<a href="{}" rel="noopener">{}</a>', link, run.trace_id)
+        return trace_link(run.trace_id)
 
     @admin.display(description="log (its end)")
     def log_tail(self, run: JobRun) -> str:

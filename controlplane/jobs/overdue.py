@@ -3,7 +3,8 @@
 `missed()` and `timed_out()` are pure decisions on one monitor; `check()` finds the
 candidates, applies each decision in its own transaction with a compare-and-set on the
 state's `version` (so two workers checking at once record one change, and a ping that
-lands meanwhile wins), and sets the `controlplane_jobs_overdue` gauge.
+lands meanwhile wins), and sets the `controlplane_jobs_overdue` gauge and the monitors'
+duration-limit and RPO gauges (metrics.refresh_limits).
 
 - Missed: a monitor that is not running nor paused and has a next expected start
   (a new monitor has none until its first run) is late once that start plus the grace
@@ -182,6 +183,8 @@ def check(now: datetime, actor: Actor) -> Checked:
             conflicts += 1
     overdue = JobMonitorState.objects.filter(status=Status.LATE).count()
     metrics.jobs_overdue.set(overdue)
+    # The limits the dashboards draw against each monitor's runs, refreshed with its count.
+    metrics.refresh_limits()
     if missed_count or timed_out_count or conflicts:
         log.info(
             "job overdue check by %s: %d missed, %d timed out, %d left to another writer",

@@ -25,6 +25,7 @@ from django.utils import timezone
 from controlplane.catalog import tenancy
 from controlplane.jobs.forms import schedule_words
 from controlplane.jobs.models import JobMonitor, JobMonitorState, JobRun
+from controlplane.trace_links import trace_url
 from runbooks import visibility
 from runbooks.models import Runbook
 
@@ -116,11 +117,6 @@ def moment_text(at: datetime | None) -> str:
         return "\u2014"
     local = timezone.localtime(at)
     return f"{local.day} {local:%b %H:%M %Z}"
-
-
-def trace_url(trace_id: str) -> str:
-    template = settings.TRACE_URL_TEMPLATE
-    return template.replace("{trace_id}", trace_id) if template and trace_id else ""
 
 
 @dataclass(frozen=True)

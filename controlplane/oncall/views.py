@@ -54,7 +54,9 @@ def standing(schedule: OnCallSchedule, shifts: list[Shift], now: datetime) -> St
     )
 
 
-def _shifts_between(schedules: list[OnCallSchedule], start: datetime, end: datetime):
+def shifts_between(schedules: list[OnCallSchedule], start: datetime, end: datetime) -> QuerySet:
+    """The shifts of `schedules` overlapping [start, end), in rota order, with their
+    people: one query, for these pages and the overview."""
     return (
         Shift.objects.filter(schedule__in=schedules, end__gt=start, start__lt=end)
         .select_related("responder__user")
@@ -72,7 +74,7 @@ def index(request: HttpRequest) -> HttpResponse:
     )
     by_schedule: dict[int, list[Shift]] = defaultdict(list)
     # Past the lookahead by a day: the "next" shift may start after the next 24 hours.
-    for shift in _shifts_between(schedules, now, now + rota.GAP_LOOKAHEAD + timedelta(days=1)):
+    for shift in shifts_between(schedules, now, now + rota.GAP_LOOKAHEAD + timedelta(days=1)):
         by_schedule[shift.schedule_id].append(shift)
     rows = [standing(s, by_schedule[s.pk], now) for s in schedules]
     return render(request, "oncall/list.html", {"rows": rows, "now": now})
@@ -95,7 +97,7 @@ def _named(request: HttpRequest, slug: str) -> OnCallSchedule:
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
     schedule = _named(request, slug)
     now = timezone.now()
-    shifts = list(_shifts_between([schedule], now, now + DETAIL_WINDOW))
+    shifts = list(shifts_between([schedule], now, now + DETAIL_WINDOW))
     context = {
         "row": standing(schedule, shifts, now),
         "schedule": schedule,

@@ -9,12 +9,10 @@ and read on the SLO's page and through the API.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
 
 from controlplane.catalog import tenancy
 from controlplane.catalog.actors import Actor
@@ -23,6 +21,7 @@ from controlplane.slo import editing
 from controlplane.slo.definition import BURN_WINDOWS
 from controlplane.slo.forms import SLOForm
 from controlplane.slo.models import SLO, SLOEvaluation
+from controlplane.trace_links import trace_link
 
 EVALUATION_FIELDS = [
     "status",
@@ -246,13 +245,7 @@ class SLOAdmin(OrganizationScopedAdmin):
     @admin.display(description="trace")
     def trace(self, slo: SLO) -> str:
         row = self._evaluation(slo)
-        if row is None or not row.trace_id:
-            return "-"
-        template = settings.TRACE_URL_TEMPLATE
-        if not template:
-            return row.trace_id
-        link = template.replace("{trace_id}", row.trace_id)
-        return format_html('<a href="{}" rel="noopener">{}</a>', link, row.trace_id)
+        return trace_link(row.trace_id if row is not None else "")
 
     @admin.display(description="next evaluation")
     def next_evaluation(self, slo: SLO):

@@ -34,6 +34,17 @@ the SLO's own labels):
     minimum number of events, only while the SLO window holds at least that many
     (total events, or slices for time slices): low traffic keeps it quiet, as the
     control plane's evaluation does.
+- group `slo:<org>/<slug>:meta` (the global evaluation interval, so that an instant
+  query never finds it older than the lookback): what Prometheus cannot know of the
+  SLO, as constants for dashboards (controlplane/dashboards/slos.py) and ad hoc
+  queries: `slo:objective:ratio` (the objective as a fraction, 0.999 for 99.9, worked
+  out from the objective as written like maths.error_budget: not 99.9 / 100, which is
+  0.9990000000000001), `slo:error_budget:ratio` (maths.error_budget's float: the
+  budget the alerts' thresholds multiply, which 1 - objective recomputed in floats is
+  not), `slo:min_events:count` (the low-traffic minimum over the window, 0 when none)
+  and `slo:window:seconds` (the window's length as the gate reads it; for a calendar
+  window, the period current at export), all written with repr inside `vector()`.
+  Every SLO with rules has it, alerts or not; no alert reads it.
 
 Naming, compared: Sloth records `slo:sli_error:ratio_rate<w>` labelled `sloth_id`,
 `sloth_service`, `sloth_slo`, and alerts per SLO with a `sloth_severity` label; Pyrra
@@ -71,7 +82,8 @@ Inputs, decided per SLO:
   the error-ratio recordings themselves, and the gate's recording when there is one:
   the alert rules alone are proven. This relies on the SLO's own recording rules
   recording nothing without the raw series, true of any expression over metrics
-  (not of `vector(1)` or `absent(...)`).
+  (not of `vector(1)` or `absent(...)`): the meta group's constants are recorded
+  all the same, which is harmless because no alert reads them.
 promtool evaluates every group at the test's `evaluation_interval` (5m), whatever the
 group's own interval, in `group_eval_order` (recordings first); the gate sums its
 5-minute recordings through a 5m-step subquery so that it counts each 5 minutes once
@@ -119,6 +131,10 @@ from controlplane.slo.queries import (
 ALERT = "SLOBurnRate"
 GOOD_SLICES = "slo:good_slices:count"
 SLICES = "slo:slices:count"
+OBJECTIVE = "slo:objective:ratio"
+ERROR_BUDGET = "slo:error_budget:ratio"
+MIN_EVENTS = "slo:min_events:count"
+WINDOW = "slo:window:seconds"
 # The test file's input interval and evaluation interval (every group, whatever its own:
 # promtool ignores group intervals). Each evaluation costs every rule of the file, so
 # evaluating every 5 minutes keeps a day-long scenario to seconds.
@@ -131,6 +147,12 @@ def error_ratio_recording(definition: Definition, window: str) -> str:
     if definition.budgeting == "timeslices":
         return f"slo:sli_error:ratio_slices{window}"
     return f"slo:sli_error:ratio_increase{window}"
+
+
+def objective_ratio(objective: float) -> float:
+    """The objective in percent as a fraction, worked out on the objective as written
+    and rounded once (as maths.error_budget): 0.999 for 99.9, not 99.9 / 100."""
+    return float(Fraction(repr(float(objective))) / 100)
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,7 @@ def rule_groups(
             groups.append(_events_group(plan))
         if plan.tiers:
             groups.append(_burn_rate_group(plan))
+        groups.append(_meta_group(plan))
     return {"groups": groups}
 
 
@@ -365,6 +388,23 @@ def _burn_rate_group(plan: _Plan) -> dict:
     for tier in plan.tiers:
         rules.append(_alert(plan, tier))
     return {"name": f"slo:{plan.name}:burn-rate", "rules": rules}
+
+
+def _meta_group(plan: _Plan) -> dict:
+    definition = plan.definition
+    values = [
+        (OBJECTIVE, repr(objective_ratio(definition.objective))),
+        (ERROR_BUDGET, repr(definition.budget)),
+        (MIN_EVENTS, repr(int(definition.min_events))),
+        (WINDOW, repr(plan.window_length.total_seconds())),
+    ]
+    return {
+        "name": f"slo:{plan.name}:meta",
+        "rules": [
+            {"record": name, "expr": f"vector({value})", "labels": plan.labels}
+            for name, value in values
+        ],
+    }
 
 
 def _error_ratio_expr(plan: _Plan, window: str) -> str:

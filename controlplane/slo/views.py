@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -29,6 +28,7 @@ from controlplane.slo.alerts import RUNBOOK
 from controlplane.slo.definition import BURN_WINDOWS, CALENDAR
 from controlplane.slo.definition import Window as WindowSpec
 from controlplane.slo.models import SLO, SLOEvaluation, SLOSnapshot, format_le
+from controlplane.trace_links import trace_url
 from runbooks import visibility
 from runbooks.models import Runbook
 
@@ -425,11 +425,6 @@ def _runbook(request: HttpRequest, slo: SLO) -> tuple[Runbook | None, str]:
     return runbook, reverse("runbooks:page", args=[slug])
 
 
-def _trace_url(trace_id: str) -> str:
-    template = settings.TRACE_URL_TEMPLATE
-    return template.replace("{trace_id}", trace_id) if template and trace_id else ""
-
-
 @login_required
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
     slo, elsewhere = _named(request, slug)
@@ -471,7 +466,7 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
         "alerts": alerts,
         "runbook": runbook,
         "runbook_url": runbook_url,
-        "trace_url": _trace_url(evaluation.trace_id) if evaluation else "",
+        "trace_url": trace_url(evaluation.trace_id) if evaluation else "",
         "chart": drawn,
         "chart_from": (measured[0][0], budget_text(measured[0][1])) if measured else None,
         "chart_to": (measured[-1][0], budget_text(measured[-1][1])) if measured else None,

@@ -137,10 +137,13 @@ def backfill(text: str, data_dir: Path) -> None:
         )
 
 
-def start_prometheus(data_dir: Path, port: int, config_text: str = _CONFIG) -> subprocess.Popen:
+def start_prometheus(
+    data_dir: Path, port: int, config_text: str = _CONFIG, features: Iterable[str] = ()
+) -> subprocess.Popen:
     """Start Prometheus on 127.0.0.1:`port` over `data_dir`; return once it is ready.
     `config_text` replaces the configuration (which scrapes nothing), e.g. with
-    `scrape_config(...)`."""
+    `scrape_config(...)`; `features` are passed to --enable-feature (e.g.
+    "exemplar-storage")."""
     prometheus, _ = require_prometheus()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"{data_dir.name}.yml"
@@ -154,6 +157,7 @@ def start_prometheus(data_dir: Path, port: int, config_text: str = _CONFIG) -> s
                 f"--storage.tsdb.path={data_dir}",
                 "--storage.tsdb.retention.time=100y",
                 f"--web.listen-address=127.0.0.1:{port}",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,86 +7,23 @@ small project in tests/observability.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests import services, waiting
+from tests.observability import served
 from tests.waiting import REQUEST_TIMEOUT
 
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 REQUESTS = 24
 WORKERS = 2
-# Each worker says when it has loaded the project: a worker that answered first
-# does not mean the other one is up, and the test needs both.
-CONFIG = """\
-from observability.gunicorn import child_exit  # noqa: F401
-
-
-def post_worker_init(worker):
-    worker.log.info("worker %s serves", worker.pid)
-"""
 
 
 @pytest.fixture
 def gunicorn(tmp_path):
-    services.require("gunicorn", GUNICORN.exists(), f"no {GUNICORN}")
-    multiproc_dir = tmp_path / "prometheus"
-    multiproc_dir.mkdir()
-    port = services.free_port()
-    log = tmp_path / "gunicorn.log"
-    config = tmp_path / "gunicorn.conf.py"
-    config.write_text(CONFIG)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.observability.settings_standalone",
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
-        "PYTHONPATH": str(ROOT),
-    }
-    process = subprocess.Popen(
-        [
-            str(GUNICORN),
-            "--config",
-            str(config),
-            "--workers",
-            str(WORKERS),
-            # A loaded machine may take a while to import Django; never kill a booting worker.
-            "--timeout",
-            "120",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "tests.observability.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        waiting.until(
-            lambda: len(re.findall(r"worker \d+ serves", log.read_text())) >= WORKERS,
-            what=f"gunicorn's {WORKERS} workers (to log 'worker … serves' in {log})",
-            process=process,
-            log=log,
-        )
-        waiting.until_serving(f"{url}/ok/", what="gunicorn", process=process, log=log)
+    with served.gunicorn(tmp_path, WORKERS, tmp_path / "prometheus") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _count(body: str, metric: str, **labels: str) -> float:

@@ -9,6 +9,7 @@ makes promtool report the alerts that did not fire as the test said.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from controlplane.slo import maths, queries, rules
-from controlplane.slo.definition import Definition, Latency, Ratio, Threshold, Window
+from controlplane.slo.definition import Definition, Latency, Ratio, Rpo, Threshold, Window
 from tests.factories import make_runbook, make_slo
 from tests.integration.prometheus import require_prometheus
 
@@ -60,7 +61,7 @@ def test_occurrences_slo_records_events_ratios_and_alerts():
         [("acme", definition)], AT, runbook_urls={("acme", "api"): "https://cp/runbooks/x/"}
     )
     groups = groups_by_name(doc)
-    assert list(groups) == ["slo:acme/api:events", "slo:acme/api:burn-rate"]
+    assert list(groups) == ["slo:acme/api:events", "slo:acme/api:burn-rate", "slo:acme/api:meta"]
     labels = {
         "slo": "api",
         "organization": "acme",
@@ -153,9 +154,11 @@ def test_only_enabled_severities_are_exported():
     ]
     recorded = [r["record"] for r in groups["slo:acme/page:burn-rate"]["rules"] if "record" in r]
     assert recorded == [f"slo:sli_error:ratio_increase{w}" for w in ("5m", "30m", "1h", "6h")]
-    # No alert, no burn-rate group; the 5-minute recordings stay for the fast path.
+    # No alert, no burn-rate group; the 5-minute recordings stay for the fast path, the
+    # constants for the dashboards.
     assert "slo:acme/silent:burn-rate" not in groups
     assert "slo:acme/silent:events" in groups
+    assert "slo:acme/silent:meta" in groups
 
 
 def test_calendar_factors_use_the_period_current_at_export():
@@ -227,6 +230,121 @@ def test_dump_writes_notes_as_comments_and_reads_back():
     assert text.startswith("# first line\n# second\n# third\ngroups:\n")
     assert yaml.safe_load(text) == doc
     assert "expr: |-\n" in text  # multi-line alert conditions as literal blocks
+
+
+def meta_values(doc: dict, name: str) -> dict[str, float]:
+    """{record: the number inside vector()} of the SLO's meta group."""
+    group = groups_by_name(doc)[f"slo:acme/{name}:meta"]
+    found = {}
+    for rule in group["rules"]:
+        number = re.fullmatch(r"vector\((.*)\)", rule["expr"])
+        assert number, rule["expr"]
+        found[rule["record"]] = float(number.group(1))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("definition", "objective", "budget", "min_events", "window"),
+    [
+        # 99.9 / 100 is 0.9990000000000001: the objective as written, divided exactly.
+        (slo("api", GOOD, min_events=1000), 0.999, 0.001, 1000, THIRTY_DAYS),
+        (slo("api", BAD, objective=99.95, window=Window.named("28d")), 0.9995, 0.0005, 0, None),
+        (
+            slo("api", BACKUP, budgeting="timeslices", objective=99, min_events=12),
+            0.99,
+            0.01,
+            12,
+            THIRTY_DAYS,
+        ),
+        # March 2026 in Paris, as the gate reads it; an SLO without alerts has them too.
+        (
+            slo("api", BAD, window=Window.named("month", "Europe/Paris"), page=False, ticket=False),
+            0.999,
+            0.001,
+            0,
+            timedelta(hours=743),
+        ),
+    ],
+)
+def test_meta_records_the_slos_objective_budget_minimum_and_window(
+    definition, objective, budget, min_events, window
+):
+    doc = rules.rule_groups([("acme", definition)], AT)
+    meta = groups_by_name(doc)["slo:acme/api:meta"]
+    assert "interval" not in meta  # the global evaluation interval: never stale
+    first = doc["groups"][0]["rules"][0]  # the events or slices recording
+    assert all(rule["labels"] == first["labels"] for rule in meta["rules"])
+    assert meta_values(doc, "api") == {
+        "slo:objective:ratio": objective,
+        "slo:error_budget:ratio": budget,
+        "slo:min_events:count": min_events,
+        "slo:window:seconds": (window or timedelta(days=28)).total_seconds(),
+    }
+    # The float the alerts' thresholds multiply, as the control plane computes it.
+    assert meta_values(doc, "api")["slo:error_budget:ratio"] == definition.budget
+    assert repr(meta_values(doc, "api")["slo:objective:ratio"]) == repr(objective)
+
+
+def test_rpo_and_rto_get_no_meta():
+    rpo = slo(
+        "rpo", Rpo(job="backup", target=timedelta(hours=24)), budgeting="timeslices", objective=99
+    )
+    doc = rules.rule_groups([("acme", rpo), ("acme", slo("api", BAD))], AT)
+    assert [g["name"] for g in doc["groups"] if g["name"].endswith(":meta")] == [
+        "slo:acme/api:meta"
+    ]
+
+
+def test_prometheus_records_the_meta_values(tmp_path):
+    """promtool evaluates the exported file with no input series at all: the constants
+    are recorded, with the SLO's labels, and no alert fires from them."""
+    definitions = [
+        slo("regex", REGEX, objective=99.5, min_events=50, labels={"team": "web"}),
+        slo("month", BAD, window=Window.named("month", "Europe/Paris")),
+    ]
+    pairs = [("acme", d) for d in definitions]
+    rule_path = tmp_path / "slo-rules.yml"
+    rule_path.write_text(rules.dump(rules.rule_groups(pairs, AT)))
+    regex, month = definitions
+
+    def labels(definition: Definition) -> str:
+        own = f'organization="acme",slo="{definition.slug}",slo_revision="{definition.revision}"'
+        return own + "".join(f',{k}="{v}"' for k, v in sorted(definition.labels.items()))
+
+    expected = [
+        ("slo:objective:ratio", regex, 0.995),
+        ("slo:error_budget:ratio", regex, 0.005),
+        ("slo:min_events:count", regex, 50),
+        ("slo:window:seconds", regex, 30 * 86400),
+        ("slo:objective:ratio", month, 0.999),
+        ("slo:min_events:count", month, 0),
+        ("slo:window:seconds", month, 743 * 3600),
+    ]
+    test = {
+        "rule_files": [rule_path.name],
+        "evaluation_interval": "5m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [],
+                "promql_expr_test": [
+                    {
+                        "expr": f'{name}{{slo="{definition.slug}"}}',
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": f"{name}{{{labels(definition)}}}", "value": value}
+                        ],
+                    }
+                    for name, definition, value in expected
+                ],
+                "alert_rule_test": [{"eval_time": "10m", "alertname": "SLOBurnRate"}],
+            }
+        ],
+    }
+    test_path = tmp_path / "meta.test.yml"
+    test_path.write_text(yaml.safe_dump(test))
+    tested = promtool("test", "rules", str(test_path))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 # The test file: which inputs, and why.
@@ -500,18 +618,20 @@ def test_command_writes_both_files_and_promtool_passes_them(org, other_org, tmp_
 
     rule_path, test_path = tmp_path / "slo-rules.yml", tmp_path / "slo-rules.test.yml"
     said = out.getvalue()
-    assert f"{rule_path}: 2 SLOs, 4 groups, 15 recording rules, 6 alerts." in said
+    assert f"{rule_path}: 2 SLOs, 6 groups, 23 recording rules, 6 alerts." in said
     assert f"{test_path}: 6 promtool tests." in said
     doc = yaml.safe_load(rule_path.read_text())
     names = [g["name"] for g in doc["groups"]]
     assert names == [
         "slo:acme/api-availability:events",
         "slo:acme/api-availability:burn-rate",
+        "slo:acme/api-availability:meta",
         "slo:acme/api-latency:events",
         "slo:acme/api-latency:burn-rate",
+        "slo:acme/api-latency:meta",
     ]
     availability = alerts(doc["groups"][1])[0]["annotations"]["runbook_url"]
-    latency = alerts(doc["groups"][3])[0]["annotations"]["runbook_url"]
+    latency = alerts(doc["groups"][4])[0]["annotations"]["runbook_url"]
     assert availability.endswith("/runbooks/api-down/")
     assert latency.endswith("/runbooks/slo-burn-rate/")
     assert yaml.safe_load(test_path.read_text())["rule_files"] == ["slo-rules.yml"]

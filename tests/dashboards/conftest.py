@@ -1,0 +1,1 @@
+from tests.integration.prometheus import prometheus_factory  # noqa: F401
