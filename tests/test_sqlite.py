@@ -24,12 +24,19 @@ def on_sqlite(tmp_path, *args: str) -> subprocess.CompletedProcess:
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
-        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=DEADLINE * 2
+        [sys.executable, *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
     )
 
 
 def test_concurrent_writers_never_see_database_is_locked_and_the_file_is_in_wal_mode(tmp_path):
-    result = on_sqlite(tmp_path, str(ROOT / "tests" / "sqlite_writers.py"))
+    # As a module: a script's own folder (tests/) would come first on sys.path, and
+    # tests/observability would shadow the observability package.
+    result = on_sqlite(tmp_path, "-m", "tests.sqlite_writers")
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
