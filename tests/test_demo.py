@@ -362,11 +362,15 @@ def test_the_drill_fires_api_5xx_from_the_servers_metrics_and_the_sink_prints_it
             what="Prometheus to scrape the live server",
             process=prometheus,
         )
-        # Three seconds of real 500s and slow answers from the server Prometheus scrapes
-        # every second: enough scrapes for rate() to see the 500s grow.
-        call_command("drill", url=live_server.url, minutes=0.05, rate=10, stdout=io.StringIO())
 
+        # Bursts of three seconds of real 500s and slow answers from the server Prometheus
+        # scrapes every second, until the rule fires. rate() sees the 500s only between
+        # two scrapes that both found the 5xx series; on a busy machine a scrape can miss
+        # its one-second timeout, and a series first scraped after a single burst has
+        # ended would never grow. Each burst goes on where the last left off, as the
+        # demo's three-minute drill does.
         def fired() -> Alert | None:
+            call_command("drill", url=live_server.url, minutes=0.05, rate=10, stdout=io.StringIO())
             evaluation.evaluate_claimed([rule.pk])
             return Alert.objects.filter(rule=rule).first()
 
