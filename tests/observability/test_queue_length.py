@@ -105,7 +105,6 @@ def test_redis_counts_equal_the_messages_waiting(log_lines):
 
 
 def test_rabbitmq_counts_equal_the_messages_waiting():
-    pytest.importorskip("amqp", reason="RabbitMQ is read through py-amqp (kombu's pyamqp)")
     url = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
     parts = urlsplit(url)
     services.require(
